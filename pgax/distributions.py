@@ -1,0 +1,137 @@
+"""Action distributions as pytrees: Categorical and DiagGaussian.
+
+Layer 0 (math). Each distribution is an immutable pytree, so it can be returned from a jitted
+policy, vmapped over and differentiated through. Every method works on arbitrary leading batch
+dimensions `[...]`; the event dimension of a DiagGaussian is the last axis.
+
+Methods, with the equation each one implements:
+    sample(key)   draw a ~ π
+    log_prob(a)   log π(a)
+    entropy()     H[π] = -E_π[log π]
+    kl(other)     KL(self ‖ other) = E_self[log self - log other]
+    mode()        the most likely action (used for deterministic evaluation)
+    fisher_diag_params()  (DiagGaussian) Fisher of the distribution w.r.t. its own parameters
+    fisher_vector_product(v)  F v for the distribution's own parameters (Gauss-Newton building block)
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+@struct.dataclass
+class Categorical:
+    """π(a) = softmax(logits)_a over the last axis.
+
+    Attributes:
+        logits: [..., num_actions] unnormalised log-probabilities.
+    """
+
+    logits: jax.Array
+
+    @property
+    def log_probs(self) -> jax.Array:
+        """[..., num_actions] normalised log-probabilities log π(·)."""
+        return jax.nn.log_softmax(self.logits, axis=-1)
+
+    @property
+    def probs(self) -> jax.Array:
+        """[..., num_actions] probabilities π(·)."""
+        return jax.nn.softmax(self.logits, axis=-1)
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        """[...] int32 actions a ~ π (Gumbel-max)."""
+        return jax.random.categorical(key, self.logits, axis=-1).astype(jnp.int32)
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        """[...] log π(a) for integer actions `action: [...]`."""
+        action = jnp.asarray(action, jnp.int32)
+        return jnp.take_along_axis(self.log_probs, action[..., None], axis=-1)[..., 0]
+
+    def entropy(self) -> jax.Array:
+        """[...] H = -Σ_a π(a) log π(a)."""
+        log_p = self.log_probs
+        return -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
+
+    def kl(self, other: Categorical) -> jax.Array:
+        """[...] KL(self ‖ other) = Σ_a p(a) (log p(a) - log q(a))."""
+        log_p, log_q = self.log_probs, other.log_probs
+        return jnp.sum(jnp.exp(log_p) * (log_p - log_q), axis=-1)
+
+    def mode(self) -> jax.Array:
+        """[...] argmax_a π(a)."""
+        return jnp.argmax(self.logits, axis=-1).astype(jnp.int32)
+
+    def fisher_vector_product(self, v_logits: jax.Array) -> jax.Array:
+        """F v w.r.t. the logits: (diag(p) - p pᵀ) v, shape [..., num_actions].
+
+        This is the Hessian of KL(π_old ‖ π) in the logits at π = π_old, the Gauss-Newton factor
+        that turns a Jacobian-vector product through the policy network into a Fisher product.
+        """
+        p = self.probs
+        return p * v_logits - p * jnp.sum(p * v_logits, axis=-1, keepdims=True)
+
+
+@struct.dataclass
+class DiagGaussian:
+    """π(a) = N(a; mean, diag(exp(log_std)²)), event dimension last.
+
+    Attributes:
+        mean: [..., action_dim].
+        log_std: [..., action_dim] or [action_dim] (state-independent, broadcast against mean).
+    """
+
+    mean: jax.Array
+    log_std: jax.Array
+
+    @property
+    def std(self) -> jax.Array:
+        return jnp.exp(self.log_std)
+
+    def _log_std_full(self) -> jax.Array:
+        return jnp.broadcast_to(self.log_std, self.mean.shape)
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        """[..., action_dim] a = mean + σ ε, ε ~ N(0, I)."""
+        noise = jax.random.normal(key, self.mean.shape, self.mean.dtype)
+        return self.mean + self.std * noise
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        """[...] log π(a) = Σ_i [-(a_i - μ_i)² / (2σ_i²) - log σ_i - ½ log 2π]."""
+        log_std = self._log_std_full()
+        z = (action - self.mean) * jnp.exp(-log_std)
+        return jnp.sum(-0.5 * jnp.square(z) - log_std - 0.5 * _LOG_2PI, axis=-1)
+
+    def entropy(self) -> jax.Array:
+        """[...] H = Σ_i (log σ_i + ½ log 2πe)."""
+        return jnp.sum(self._log_std_full() + 0.5 * (_LOG_2PI + 1.0), axis=-1)
+
+    def kl(self, other: DiagGaussian) -> jax.Array:
+        """[...] KL(p ‖ q) = Σ_i [log(σq/σp) + (σp² + (μp - μq)²) / (2σq²) - ½].
+
+        With σp = σq = σ this is the lecture's closed form Σ_i (μp - μq)² / (2σ²).
+        """
+        log_sp, log_sq = self._log_std_full(), other._log_std_full()
+        var_ratio = jnp.exp(2.0 * (log_sp - log_sq))
+        mean_term = jnp.square(self.mean - other.mean) * jnp.exp(-2.0 * log_sq)
+        return jnp.sum(log_sq - log_sp + 0.5 * (var_ratio + mean_term) - 0.5, axis=-1)
+
+    def mode(self) -> jax.Array:
+        """[..., action_dim] the mean."""
+        return self.mean
+
+    def fisher_vector_product(self, v_mean: jax.Array, v_log_std: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """F v w.r.t. (mean, log_std): the Fisher is diagonal, diag(1/σ²) for the mean and 2 for log σ.
+
+        Returns (F_mean v_mean, F_logstd v_log_std), each shaped like its input.
+        """
+        return v_mean * jnp.exp(-2.0 * self._log_std_full()), 2.0 * v_log_std
+
+
+Distribution = Categorical | DiagGaussian

@@ -1,0 +1,98 @@
+"""Parameterised policies: `init(key, obs) -> params` and `apply(params, obs) -> distribution`.
+
+Layer 1 (learning). An MLP actor (flax linen) with orthogonal initialisation, whose head is chosen
+from the action space: a Categorical over logits for `Discrete`, a DiagGaussian with a
+state-independent log standard deviation for `Box`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pgax.distributions import Categorical, DiagGaussian, Distribution
+from pgax.spaces import Box, Discrete, Space
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"tanh": jnp.tanh, "relu": nn.relu}
+
+
+class Model(NamedTuple):
+    """A pair of pure functions: `init(key, obs) -> params`, `apply(params, obs) -> output`."""
+
+    init: Callable
+    apply: Callable
+
+
+class MLP(nn.Module):
+    """Hidden layers with orthogonal(√2) weights and zero biases, then a linear output layer.
+
+    obs: [..., obs_dim] → [..., out_dim]. The output layer's orthogonal gain is `out_scale`.
+    """
+
+    hidden_sizes: Sequence[int]
+    out_dim: int
+    activation: str = "tanh"
+    out_scale: float = 1.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        for size in self.hidden_sizes:
+            x = act(nn.Dense(size, kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)),
+                             bias_init=nn.initializers.zeros)(x))
+        return nn.Dense(self.out_dim, kernel_init=nn.initializers.orthogonal(self.out_scale),
+                        bias_init=nn.initializers.zeros)(x)
+
+
+class CategoricalActor(nn.Module):
+    """π(a|s) = softmax(MLP(s)); the small output gain (0.01) starts the policy near uniform."""
+
+    num_actions: int
+    hidden_sizes: Sequence[int]
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> Categorical:
+        return Categorical(MLP(self.hidden_sizes, self.num_actions, self.activation, 0.01)(obs))
+
+
+class GaussianActor(nn.Module):
+    """π(a|s) = N(MLP(s), diag(σ²)) with a learned state-independent log σ (initially `init_log_std`)."""
+
+    action_dim: int
+    hidden_sizes: Sequence[int]
+    activation: str = "tanh"
+    init_log_std: float = 0.0
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> DiagGaussian:
+        mean = MLP(self.hidden_sizes, self.action_dim, self.activation, 0.01)(obs)
+        log_std = self.param("log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,))
+        return DiagGaussian(mean, jnp.broadcast_to(log_std, mean.shape))
+
+
+def mlp_policy(action_space: Space, hidden_sizes: Sequence[int] = (64, 64), activation: str = "tanh",
+               init_log_std: float = 0.0) -> Model:
+    """The MLP actor for `action_space`: Categorical for Discrete, DiagGaussian for Box.
+
+    Returns a `Model` whose `apply(params, obs: [..., obs_dim])` gives a distribution with batch
+    shape [...].
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; use one of {sorted(ACTIVATIONS)}")
+    if isinstance(action_space, Discrete):
+        module = CategoricalActor(action_space.n, tuple(hidden_sizes), activation)
+    elif isinstance(action_space, Box):
+        module = GaussianActor(action_space.dim, tuple(hidden_sizes), activation, init_log_std)
+    else:
+        raise TypeError(f"no policy for action space {action_space!r}; pgax supports Discrete and Box")
+
+    def apply(params, obs: jax.Array) -> Distribution:
+        return module.apply(params, obs)
+
+    return Model(module.init, apply)

@@ -1,0 +1,40 @@
+"""Environment-independent descriptions of observation and action spaces.
+
+Layer 0. Policies are built from these, so the learning layer never imports an environment
+library; the env adapters (pgax.envs) translate gymnax and Gymnasium spaces into them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Discrete:
+    """n actions, {0, ..., n-1}."""
+
+    n: int
+
+
+@dataclass(frozen=True)
+class Box:
+    """Real vectors of `shape`, bounded elementwise by `low` and `high` (may be ±inf)."""
+
+    shape: tuple[int, ...]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    @property
+    def dim(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    @staticmethod
+    def from_bounds(shape, low, high) -> Box:
+        low = np.broadcast_to(np.asarray(low, np.float64), shape).ravel()
+        high = np.broadcast_to(np.asarray(high, np.float64), shape).ravel()
+        return Box(tuple(int(s) for s in shape), tuple(float(x) for x in low), tuple(float(x) for x in high))
+
+
+Space = Discrete | Box

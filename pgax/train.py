@@ -1,0 +1,179 @@
+"""The training loop for JAX-native environments.
+
+Layer 3. One training iteration (rollout of num_envs × num_steps, then the agent's `learn`) is a
+pure function of a `TrainState`. `chunk_iterations` of them run as one `lax.scan`, seeds are a
+`vmap` axis of that scan, and the whole chunk is compiled once (ahead of time, so compilation is
+timed apart from training). A thin Python loop calls the compiled chunk until the budget is spent
+and hands each chunk's metrics to a callback (progress bar, CSV), so an interrupted run keeps
+every completed chunk.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from pgax.algorithms import Agent, AgentState
+from pgax.envs import JaxEnv, episode_statistics
+from pgax.rollout import scan_rollout, vector_reset
+
+
+@struct.dataclass
+class TrainState:
+    """Everything one seed's run carries from iteration to iteration."""
+
+    agent: AgentState
+    env_state: Any
+    obs: jax.Array
+    key: jax.Array
+
+
+def make_iteration(agent: Agent, env: JaxEnv, num_envs: int, num_steps: int):
+    """Build `init(key) -> TrainState` and `iteration(state) -> (state, metrics)` for one seed.
+
+    `env` is wrapped with episode statistics; metrics are the agent's learn metrics plus
+    `episode_return_mean` (mean over envs of the most recent completed episode's return, NaN before
+    any episode has ended) and `episode_length_mean`.
+    """
+    env = episode_statistics(env)
+
+    def init(key: jax.Array) -> TrainState:
+        agent_key, env_key, run_key = jax.random.split(key, 3)
+        obs, env_state = vector_reset(env, env_key, num_envs)
+        return TrainState(agent.init(agent_key, obs[0]), env_state, obs, run_key)
+
+    def iteration(state: TrainState):
+        key, rollout_key, learn_key = jax.random.split(state.key, 3)
+        batch, env_state, obs, info = scan_rollout(agent.act, state.agent.params, env, state.env_state,
+                                                   state.obs, rollout_key, num_steps)
+        agent_state, metrics = agent.learn(state.agent, batch, learn_key)
+        last_length = jnp.where(info["last_length"][-1] > 0, info["last_length"][-1], jnp.nan)
+        metrics = {"episode_return_mean": jnp.nanmean(info["last_return"][-1]),
+                   "episode_length_mean": jnp.nanmean(last_length),
+                   **metrics}
+        return TrainState(agent_state, env_state, obs, key), metrics
+
+    return init, iteration
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: final states (leading seed axis), timings and whether it finished."""
+
+    state: TrainState
+    iterations_done: int
+    compile_seconds: float
+    train_seconds: float
+    interrupted: bool
+
+
+def default_chunk_iterations(num_iterations: int, target_chunks: int = 20) -> int:
+    """Iterations per compiled chunk: about `target_chunks` chunks per run, preferring a divisor of
+    `num_iterations` (then no iteration of the last chunk is masked off)."""
+    target = max(1, math.ceil(num_iterations / target_chunks))
+    divisors = [d for d in range(max(1, target // 2), 2 * target + 1) if num_iterations % d == 0]
+    return min(divisors, key=lambda d: abs(d - target)) if divisors else target
+
+
+def train(agent: Agent, env: JaxEnv, *, num_envs: int, num_steps: int, num_iterations: int,
+          seeds: Sequence[int], chunk_iterations: int | None = None,
+          on_chunk: Callable[[int, dict[str, np.ndarray]], None] | None = None) -> TrainResult:
+    """Train one agent per seed, all seeds vmapped in one compiled program.
+
+    Args:
+        num_iterations: rollout-update iterations per seed (each num_envs × num_steps env steps).
+        seeds: integer seeds; seed s starts from `jax.random.PRNGKey(s)`.
+        chunk_iterations: iterations per compiled `lax.scan` chunk (default: ~50 chunks per run).
+        on_chunk: called after each chunk with (iterations done so far, metrics as numpy arrays of
+            shape [num_seeds, iterations in the chunk]).
+    Returns:
+        TrainResult; on KeyboardInterrupt the result holds the last completed chunk's state.
+    """
+    init, iteration = make_iteration(agent, env, num_envs, num_steps)
+    chunk = chunk_iterations or default_chunk_iterations(num_iterations)
+
+    t0 = time.perf_counter()
+    keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
+    state = jax.jit(jax.vmap(init))(keys)
+    metrics_shape = jax.eval_shape(iteration, jax.tree_util.tree_map(lambda x: x[0], state))[1]
+
+    def skip(s):
+        return s, jax.tree_util.tree_map(lambda m: jnp.full(m.shape, jnp.nan, m.dtype), metrics_shape)
+
+    def run_chunk(s, start):
+        if num_iterations % chunk == 0:
+            return jax.lax.scan(lambda s, _: iteration(s), s, None, length=chunk)
+
+        def body(s, i):
+            # Masks the iterations past the budget in the last chunk. `start + i` is the same for
+            # every seed, so under vmap this stays a real branch, not a select.
+            return jax.lax.cond(start + i < num_iterations, iteration, skip, s)
+
+        return jax.lax.scan(body, s, jnp.arange(chunk))
+
+    compiled = jax.jit(jax.vmap(run_chunk, in_axes=(0, None))).lower(state, 0).compile()
+    jax.block_until_ready(state)
+    compile_seconds = time.perf_counter() - t0
+
+    # Each chunk is dispatched (asynchronously) before the previous chunk's metrics are fetched and
+    # handed to `on_chunk`, so host-side logging overlaps with training. `completed_state` is the
+    # state after the last chunk whose metrics were delivered: what an interrupted run keeps.
+    completed_state, completed, done, in_flight, interrupted = state, 0, 0, None, False
+    t_start = time.perf_counter()
+    try:
+        while True:
+            launched = None
+            if done < num_iterations:
+                count = min(chunk, num_iterations - done)
+                state, metrics = compiled(state, done)
+                done += count
+                launched = (state, metrics, done, count)
+            if in_flight is not None:
+                chunk_state, metrics, chunk_done, count = in_flight
+                metrics = jax.device_get(metrics)
+                completed_state, completed = chunk_state, chunk_done
+                if on_chunk is not None:
+                    on_chunk(chunk_done, {k: np.asarray(v)[:, :count] for k, v in metrics.items()})
+            if launched is None:
+                break
+            in_flight = launched
+    except KeyboardInterrupt:
+        interrupted = True
+    train_seconds = time.perf_counter() - t_start
+    return TrainResult(completed_state, completed, compile_seconds, train_seconds, interrupted)
+
+
+def evaluate(agent: Agent, env: JaxEnv, params: Any, key: jax.Array, episodes: int) -> np.ndarray:
+    """Deterministic evaluation: returns [num_seeds, episodes] undiscounted episode returns.
+
+    `params` has a leading seed axis. Each of `episodes` environments per seed runs one episode
+    with the mode of the policy, for at most `env.max_episode_steps` steps.
+    """
+
+    def one_seed(params, key):
+        reset_key, step_key = jax.random.split(key)
+        obs, env_state = vector_reset(env, reset_key, episodes)
+
+        def step(carry, k):
+            env_state, obs, total, finished = carry
+            action = agent.act_deterministic(params, obs)
+            t = jax.vmap(env.step)(jax.random.split(k, episodes), env_state, action)
+            total = total + jnp.where(finished, 0.0, t.reward)
+            finished = finished | t.terminated | t.truncated
+            return (t.state, t.obs, total, finished), None
+
+        init = (env_state, obs, jnp.zeros(episodes), jnp.zeros(episodes, bool))
+        (_, _, total, _), _ = jax.lax.scan(step, init, jax.random.split(step_key, env.max_episode_steps))
+        return total
+
+    num_seeds = jax.tree_util.tree_leaves(params)[0].shape[0]
+    returns = jax.jit(jax.vmap(one_seed))(params, jax.random.split(key, num_seeds))
+    return np.asarray(returns)
