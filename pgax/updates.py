@@ -140,7 +140,7 @@ def ppo_clip(policy_apply: Callable, value_apply: Callable, optimizer: optax.Gra
             updates, opt_state = optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
             aux = {k: v for k, v in aux.items() if k != "ratio"}
-            aux["grad_norm"] = optax.global_norm(grads)
+            aux["grad_norm"] = optax.tree.norm(grads)
             return (params, opt_state), aux
 
         def epoch(carry, epoch_key):

@@ -1,0 +1,5 @@
+import sys
+
+from pgax.cli import main
+
+sys.exit(main())

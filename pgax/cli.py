@@ -1,0 +1,275 @@
+"""The `pgax` command.
+
+Layer 4.
+
+    pgax train ALGO [--env ID] [--steps N] [--seeds K] [--seed S] [--out DIR] [hyperparameters...]
+    pgax list
+
+The options of `pgax train ALGO` are generated (with tyro) from `RunOptions` and the algorithm's
+typed config, so every hyperparameter is a flag (`--clip-eps`, `--lr`, ...) with its docstring as
+help. Bad input exits with status 2 and one line naming the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+
+from pgax.errors import ConfigError
+
+USAGE = """usage: pgax COMMAND ...
+
+commands:
+  train ALGO   train an algorithm on an environment (pgax train ALGO --help for its options)
+  list         list the algorithms and environments
+
+example:
+  pgax train ppo --env CartPole-v1 --steps 500000 --seeds 3
+"""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Options of a training run that are not hyperparameters of the algorithm."""
+
+    env: str = "CartPole-v1"
+    """Environment id (see `pgax list`)."""
+    steps: int = 500_000
+    """Environment steps per seed; rounded down to whole batches of num_envs × num_steps."""
+    seeds: int = 3
+    """Number of seeds, trained together as one vmapped program."""
+    seed: int = 0
+    """First seed; the run uses seeds seed, seed+1, ..., seed+seeds-1."""
+    out: str = "runs"
+    """Folder in which the run folder <date-time>-<algo>-<env>/ is created."""
+    eval_episodes: int = 100
+    """Episodes per seed of the final deterministic evaluation (0 skips it)."""
+    chunk_iterations: int = 0
+    """Training iterations per compiled chunk between progress updates (0: automatic)."""
+    progress: bool = True
+    """Show the live progress bar."""
+
+    def validate(self) -> None:
+        for name in ("steps", "seeds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name} must be a positive integer, got {getattr(self, name)}")
+        if self.eval_episodes < 0:
+            raise ConfigError(f"--eval-episodes must be >= 0 (0 skips evaluation), got {self.eval_episodes}")
+        if self.chunk_iterations < 0:
+            raise ConfigError(f"--chunk-iterations must be >= 0 (0: automatic), got {self.chunk_iterations}")
+
+
+def fail(message: str) -> int:
+    print(f"pgax: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    try:
+        if command == "train":
+            return train_command(rest)
+        if command == "list":
+            return list_command()
+        raise ConfigError(f"unknown command {command!r}; use one of: train, list (pgax --help)")
+    except ConfigError as e:
+        return fail(str(e))
+
+
+def list_command() -> int:
+    from pgax.algorithms import PRESETS
+    from pgax.envs import list_envs
+
+    print("algorithms:")
+    for name, preset in PRESETS.items():
+        print(f"  {name:<24} {preset.summary}")
+    print("environments:")
+    for env_id, summary in list_envs().items():
+        print(f"  {env_id:<24} {summary}")
+    return 0
+
+
+def parse_train_args(args: list[str]):
+    """(preset, RunOptions, algorithm config) from the arguments after `pgax train`."""
+    from pgax.algorithms import PRESETS, get_preset
+
+    if not args or args[0].startswith("-"):
+        if args and args[0] in ("-h", "--help"):
+            print("usage: pgax train ALGO [OPTIONS]\n\nalgorithms: " + ", ".join(PRESETS))
+            raise SystemExit(0)
+        raise ConfigError("name an algorithm: pgax train ALGO [OPTIONS], ALGO one of: " + ", ".join(PRESETS))
+    preset = get_preset(args[0])
+    command_type = dataclasses.make_dataclass(
+        f"Train{preset.name.title()}",
+        [("run", Annotated[RunOptions, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=RunOptions)),
+         ("algo", Annotated[preset.config_type, tyro.conf.OmitArgPrefixes],
+          dataclasses.field(default_factory=preset.config_type))],
+        frozen=True,
+    )
+    parsed = tyro.cli(command_type, args=args[1:], prog=f"pgax train {preset.name}",
+                      description=preset.summary)
+    parsed.run.validate()
+    parsed.algo.validate()
+    return preset, parsed.run, parsed.algo
+
+
+def train_command(args: list[str]) -> int:
+    preset, run, config = parse_train_args(args)
+
+    import jax
+    import numpy as np
+
+    from pgax import __version__, envs
+    from pgax.algorithms import config_to_dict
+    from pgax.logging import MetricsWriter, make_run_dir, write_json, write_yaml
+    from pgax.train import default_chunk_iterations, evaluate, train
+
+    t_wall = time.perf_counter()
+    env = envs.make(run.env)
+    batch_size = config.num_envs * config.num_steps
+    num_iterations = run.steps // batch_size
+    if num_iterations == 0:
+        raise ConfigError(f"--steps {run.steps} is less than one batch of num_envs × num_steps = {batch_size}; "
+                          f"raise --steps to at least {batch_size}")
+    seeds = list(range(run.seed, run.seed + run.seeds))
+    agent = preset.make_agent(config, env.observation_space, env.action_space, num_iterations)
+    chunk = run.chunk_iterations or default_chunk_iterations(num_iterations)
+
+    run_dir = make_run_dir(run.out, preset.name, run.env)
+    write_yaml(run_dir / "config.yaml", {
+        "algorithm": preset.name,
+        "env": run.env,
+        "run": dataclasses.asdict(run),
+        "config": config_to_dict(config),
+        "derived": {"batch_size": batch_size, "iterations": num_iterations,
+                    "steps_per_seed": num_iterations * batch_size, "seeds": seeds,
+                    "chunk_iterations": chunk},
+        "versions": {"pgax": __version__, "jax": jax.__version__},
+        "device": str(jax.devices()[0]),
+    })
+    writer = MetricsWriter(run_dir / "metrics.csv", seeds, batch_size)
+    print(f"pgax: training {preset.name} on {run.env}: {run.seeds} seed(s) × {num_iterations * batch_size:,} steps "
+          f"→ {run_dir}")
+
+    progress = _Progress(num_iterations * batch_size, run.seeds, enabled=run.progress)
+    with progress:
+        progress.status("compiling")
+
+        def on_chunk(done: int, metrics: dict[str, np.ndarray]) -> None:
+            writer.append(done, metrics)
+            progress.update(done * batch_size, metrics["episode_return_mean"][:, -1])
+
+        result = train(agent, env, num_envs=config.num_envs, num_steps=config.num_steps,
+                       num_iterations=num_iterations, seeds=seeds, chunk_iterations=chunk,
+                       on_chunk=on_chunk)
+    writer.close()
+    steps_done = result.iterations_done * batch_size
+    if result.interrupted:
+        print(f"pgax: interrupted after {steps_done:,} steps per seed; the completed iterations are saved")
+
+    eval_returns = None
+    if run.eval_episodes and not result.interrupted:
+        eval_returns = evaluate(agent, env, result.state.agent.params, jax.random.PRNGKey(run.seed + 10_000),
+                                run.eval_episodes)
+        per_seed = eval_returns.mean(axis=1)
+        print(f"evaluation: mean return {per_seed.mean():.1f} over {run.seeds} seed(s) × {run.eval_episodes} "
+              f"episodes (deterministic policy); per seed: {', '.join(f'{x:.1f}' for x in per_seed)}")
+
+    total_seconds = time.perf_counter() - t_wall
+    train_sps = steps_done * run.seeds / result.train_seconds if result.train_seconds > 0 else float("nan")
+    summary = {
+        "algorithm": preset.name,
+        "env": run.env,
+        "steps": steps_done,
+        "steps_requested": run.steps,
+        "seeds": run.seeds,
+        "seed_values": seeds,
+        "final_return_mean": float(eval_returns.mean()) if eval_returns is not None else None,
+        "final_return_per_seed": eval_returns.mean(axis=1).tolist() if eval_returns is not None else None,
+        "eval_episodes": run.eval_episodes,
+        "steps_per_second": train_sps,
+        "compile_seconds": result.compile_seconds,
+        "train_seconds": result.train_seconds,
+        "wall_seconds": total_seconds,
+        "interrupted": result.interrupted,
+        "finished_at": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    write_json(run_dir / "summary.json", summary)
+    _plot(run_dir, preset.name, run.env, run.seeds)
+    print(f"pgax: {steps_done * run.seeds:,} steps in {result.train_seconds:.1f} s ({train_sps:,.0f} steps/s, "
+          f"compile {result.compile_seconds:.1f} s, wall {total_seconds:.1f} s); results in {run_dir}")
+    return 130 if result.interrupted else 0
+
+
+def _plot(run_dir: Path, algorithm: str, env_id: str, num_seeds: int) -> None:
+    from pgax.logging import read_metrics
+    from pgax.plotting import plot_curves
+
+    metrics_path = run_dir / "metrics.csv"
+    if not metrics_path.exists():
+        return
+    m = read_metrics(metrics_path)
+    if not m:
+        return
+    plot_curves(run_dir / "curve.png", {algorithm: (m["step"], m["seed"], m["episode_return_mean"])},
+                f"{algorithm} on {env_id}", num_seeds)
+
+
+class _Progress:
+    """The live progress bar: steps per seed, steps/s over all seeds (excluding compilation), mean
+    episode return over seeds, elapsed and remaining time."""
+
+    def __init__(self, total_steps: int, num_seeds: int, enabled: bool):
+        self.enabled, self.num_seeds = enabled, num_seeds
+        self.total = total_steps
+        self._start = None
+        if enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description}"), BarColumn(bar_width=8),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps"),
+                TextColumn("{task.fields[sps]} steps/s"), TextColumn("return {task.fields[ret]}"),
+                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(compact=True),
+            )
+            self._task = self._bar.add_task("compiling", total=total_steps, sps="-", ret="-")
+
+    def __enter__(self):
+        if self.enabled:
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._bar.__exit__(*exc)
+        return False
+
+    def status(self, text: str) -> None:
+        if self.enabled:
+            self._bar.update(self._task, description=text)
+
+    def update(self, steps: int, returns) -> None:
+        import numpy as np
+
+        now = time.perf_counter()
+        if self._start is None:  # first chunk delivered: rate is measured from here on
+            self._start, self._first_chunk_steps = now, steps
+        if not self.enabled:
+            return
+        elapsed = now - self._start
+        rate = (steps - self._first_chunk_steps) * self.num_seeds / elapsed if elapsed > 0 else float("nan")
+        finite = np.asarray(returns)[np.isfinite(returns)]
+        ret = f"{finite.mean():.1f}" if finite.size else "-"
+        self._bar.update(self._task, completed=steps, description="training",
+                         sps=f"{rate:,.0f}" if np.isfinite(rate) else "-", ret=ret)

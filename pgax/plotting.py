@@ -1,0 +1,54 @@
+"""PNG plots of learning curves (matplotlib, headless).
+
+Layer 4.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def curve_over_seeds(step: np.ndarray, seed: np.ndarray, value: np.ndarray):
+    """Rows (step, seed, value) → (steps [K], mean [K], low [K], high [K]) over seeds, NaN-aware.
+
+    The band is the minimum and maximum over seeds at each step.
+    """
+    steps = np.unique(step)
+    seeds = np.unique(seed)
+    table = np.full((len(seeds), len(steps)), np.nan)
+    for i, s in enumerate(seeds):
+        mask = seed == s
+        table[i, np.searchsorted(steps, step[mask])] = value[mask]
+    keep = ~np.all(np.isnan(table), axis=0)
+    table, steps = table[:, keep], steps[keep]
+    with warnings.catch_warnings():  # all-NaN columns were dropped above; single NaNs are skipped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return steps, np.nanmean(table, 0), np.nanmin(table, 0), np.nanmax(table, 0)
+
+
+def plot_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title: str,
+                num_seeds: int) -> None:
+    """One line per label (mean over seeds) with a shaded min–max band; written to `path`."""
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for label, (step, seed, value) in curves.items():
+        steps, mean, low, high = curve_over_seeds(step, seed, value)
+        (line,) = ax.plot(steps, mean, label=label, lw=1.8)
+        if num_seeds > 1:
+            ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episode return")
+    band = f"mean and min–max over {num_seeds} seeds" if num_seeds > 1 else "1 seed"
+    ax.set_title(f"{title} ({band})", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

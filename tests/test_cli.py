@@ -1,0 +1,76 @@
+"""The `pgax` command: bad input gives one line and exit status 2; a run writes its folder."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pgax.cli import main
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "ppq"], "unknown algorithm 'ppq'; choose one of: ppo"),
+    (["train"], "name an algorithm"),
+    (["fly"], "unknown command 'fly'"),
+    (["train", "ppo", "--env", "NoSuchEnv-v0"], "unknown environment 'NoSuchEnv-v0'"),
+    (["train", "ppo", "--steps", "0"], "--steps must be a positive integer, got 0"),
+    (["train", "ppo", "--steps", "100"], "--steps 100 is less than one batch"),
+    (["train", "ppo", "--seeds", "-1"], "--seeds must be a positive integer"),
+    (["train", "ppo", "--num-envs", "0"], "--num-envs must be a positive integer"),
+    (["train", "ppo", "--minibatches", "3"], "--minibatches 3 does not divide the batch"),
+    (["train", "ppo", "--clip-eps", "-0.1"], "--clip-eps must be positive"),
+    (["train", "ppo", "--lr", "-1e-3"], "--lr must be positive"),
+    (["train", "ppo", "--gamma", "1.5"], "--gamma must lie in [0, 1]"),
+    (["train", "ppo", "--activation", "swish"], "--activation 'swish' is not known"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
+    code = main(argv + (["--out", str(tmp_path)] if argv[:2] == ["train", "ppo"] else []))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not any(tmp_path.iterdir())  # nothing half-written
+
+
+def test_unparsable_value_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "ppo", "--steps", "many"])
+    assert exc.value.code == 2
+
+
+def test_list_names_algorithms_and_envs(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "ppo" in out and "CartPole-v1" in out
+
+
+def test_train_writes_the_run_folder(tmp_path):
+    cmd = [sys.executable, "-m", "pgax", "train", "ppo", "--env", "CartPole-v1", "--steps", "4096", "--seeds", "2",
+           "--num-envs", "4", "--num-steps", "64", "--eval-episodes", "5", "--out", str(tmp_path), "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = list(tmp_path.iterdir())
+    assert run_dir.name.endswith("-ppo-CartPole-v1")
+    assert {p.name for p in run_dir.iterdir()} >= {"config.yaml", "metrics.csv", "curve.png", "summary.json"}
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["config"]["num_steps"] == 64 and config["run"]["seeds"] == 2
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for key in ("algorithm", "env", "steps", "seeds", "final_return_mean", "steps_per_second", "compile_seconds",
+                "wall_seconds"):
+        assert key in summary
+    assert summary["steps"] == 4096 and summary["seeds"] == 2 and summary["final_return_mean"] > 0
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert header[:10] == ["step", "seed", "episode_return_mean", "policy_loss", "value_loss", "entropy",
+                           "approx_kl", "clip_fraction", "explained_variance", "grad_norm"]
+    assert len(lines) == 1 + 16 * 2  # 16 iterations × 2 seeds
+    assert "evaluation: mean return" in proc.stdout
+
+
+def test_bad_input_via_the_installed_command_has_no_traceback():
+    proc = subprocess.run([sys.executable, "-m", "pgax", "train", "ppo", "--clip-eps", "-1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "pgax: error: --clip-eps must be positive, got -1.0"
