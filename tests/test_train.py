@@ -81,3 +81,23 @@ def test_ppo_solves_cartpole_for_three_of_three_seeds():
     returns = evaluate(agent, env, result.state.agent.params, jax.random.PRNGKey(10_000), episodes=100)
     per_seed = returns.mean(axis=1)
     assert np.all(per_seed >= 475), per_seed
+
+
+def test_interrupt_keeps_the_completed_chunks():
+    env = envs.make("CartPole-v1")
+    cfg, agent = small_ppo(env, 6)
+    calls = []
+
+    def on_chunk(done, metrics):
+        calls.append(done)
+        if done == 4:
+            raise KeyboardInterrupt
+
+    result = train(agent, env, num_envs=cfg.num_envs, num_steps=cfg.num_steps, num_iterations=6, seeds=[0],
+                   chunk_iterations=2, on_chunk=on_chunk)
+    assert result.interrupted and result.iterations_done == 4 and calls == [2, 4]
+    # The kept state is exactly the state after iteration 4.
+    four = train(agent, env, num_envs=cfg.num_envs, num_steps=cfg.num_steps, num_iterations=4, seeds=[0],
+                 chunk_iterations=2)
+    for a, b in zip(leaves(result.state.agent.params), leaves(four.state.agent.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
