@@ -10,8 +10,8 @@ Methods, with the equation each one implements:
     entropy()     H[π] = -E_π[log π]
     kl(other)     KL(self ‖ other) = E_self[log self - log other]
     mode()        the most likely action (used for deterministic evaluation)
-    fisher_diag_params()  (DiagGaussian) Fisher of the distribution w.r.t. its own parameters
-    fisher_vector_product(v)  F v for the distribution's own parameters (Gauss-Newton building block)
+    fisher_vector_product(tangent)  F v w.r.t. the distribution's own parameters, where F is the
+                  Hessian of KL(self ‖ ·) at self (the Gauss-Newton building block of linalg)
 """
 
 from __future__ import annotations
@@ -68,14 +68,15 @@ class Categorical:
         """[...] argmax_a π(a)."""
         return jnp.argmax(self.logits, axis=-1).astype(jnp.int32)
 
-    def fisher_vector_product(self, v_logits: jax.Array) -> jax.Array:
-        """F v w.r.t. the logits: (diag(p) - p pᵀ) v, shape [..., num_actions].
+    def fisher_vector_product(self, tangent: Categorical) -> Categorical:
+        """F v w.r.t. the logits: (diag(p) − p pᵀ) v, as a Categorical-shaped pytree [..., num_actions].
 
-        This is the Hessian of KL(π_old ‖ π) in the logits at π = π_old, the Gauss-Newton factor
-        that turns a Jacobian-vector product through the policy network into a Fisher product.
+        This is the Hessian of KL(π_old ‖ π) in the logits at π = π_old: the Gauss-Newton factor
+        that turns a Jacobian-vector product through a policy network into a Fisher product.
+        `tangent.logits` holds v.
         """
-        p = self.probs
-        return p * v_logits - p * jnp.sum(p * v_logits, axis=-1, keepdims=True)
+        p, v = self.probs, tangent.logits
+        return Categorical(p * v - p * jnp.sum(p * v, axis=-1, keepdims=True))
 
 
 @struct.dataclass
@@ -126,12 +127,12 @@ class DiagGaussian:
         """[..., action_dim] the mean."""
         return self.mean
 
-    def fisher_vector_product(self, v_mean: jax.Array, v_log_std: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """F v w.r.t. (mean, log_std): the Fisher is diagonal, diag(1/σ²) for the mean and 2 for log σ.
+    def fisher_vector_product(self, tangent: DiagGaussian) -> DiagGaussian:
+        """F v w.r.t. (mean, log_std): diagonal, 1/σ² for the mean and 2 for log σ (per dimension).
 
-        Returns (F_mean v_mean, F_logstd v_log_std), each shaped like its input.
+        `tangent` holds (v_mean, v_log_std); the result has the same structure.
         """
-        return v_mean * jnp.exp(-2.0 * self._log_std_full()), 2.0 * v_log_std
+        return DiagGaussian(tangent.mean * jnp.exp(-2.0 * self._log_std_full()), 2.0 * tangent.log_std)
 
 
 Distribution = Categorical | DiagGaussian

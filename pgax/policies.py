@@ -96,3 +96,39 @@ def mlp_policy(action_space: Space, hidden_sizes: Sequence[int] = (64, 64), acti
         return module.apply(params, obs)
 
     return Model(module.init, apply)
+
+
+def linear_gaussian_policy(obs_dim: int = 1, init: tuple[float, ...] | None = None) -> Model:
+    """The seeds' linear Gaussian policy π_θ(a|s) = N(θ_{1:d}·s, θ_{d+1}²) for a scalar action.
+
+    θ is a flat array [w_1, ..., w_d, σ]; the standard deviation is the parameter itself (its sign
+    is irrelevant, log σ = log |θ_{d+1}|), as in the book's simple regulator, whose optimum is
+    θ = [−1, 0]. `init(key, obs)` returns `init` (default: zeros and σ = 1).
+    """
+    theta0 = jnp.asarray(init if init is not None else (0.0,) * obs_dim + (1.0,), jnp.float32)
+    if theta0.shape != (obs_dim + 1,):
+        raise ValueError(f"linear_gaussian_policy: init must have {obs_dim + 1} entries, got {theta0.shape}")
+
+    def init_fn(key, obs=None):
+        del key, obs
+        return theta0
+
+    def apply(theta, obs):
+        mean = jnp.sum(obs * theta[:obs_dim], axis=-1, keepdims=True)
+        log_std = jnp.broadcast_to(jnp.log(jnp.abs(theta[obs_dim])), mean.shape)
+        return DiagGaussian(mean, log_std)
+
+    return Model(init_fn, apply)
+
+
+def tabular_softmax_policy(num_states: int, num_actions: int) -> Model:
+    """π_θ(a|s) = softmax(θ[s])_a for one-hot observations: `apply(θ [S, A], obs [..., S])`."""
+
+    def init_fn(key, obs=None):
+        del key, obs
+        return jnp.zeros((num_states, num_actions), jnp.float32)
+
+    def apply(theta, obs):
+        return Categorical(obs @ theta)
+
+    return Model(init_fn, apply)

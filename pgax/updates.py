@@ -7,18 +7,28 @@ in the style of optax's `init`/`update`. `params` is the pytree of everything th
 (here `{"policy": ..., "value": ...}`), `batch` a `pgax.batch.Batch` whose `advantage`, `target`
 and `value` fields an estimator has filled, and `metrics` a flat dict of scalars.
 
-Layer 1 (learning). This module holds the clipped surrogate of PPO (12.22).
+Layer 1 (learning). Chapter 12 of the book, each rule citing its equation:
+
+    ppo_clip                       clipped surrogate (12.22) with value loss and entropy (actor-critic)
+    gradient_ascent                θ ← θ + α∇U (12.1), with gradient scaling and clipping (12.2)
+    restricted_gradient            restricted step θ + √(2ε) u/‖u‖ (12.6)
+    natural_gradient               natural step u √(2ε/∇Uᵀu), u = F⁻¹∇U (12.12, 12.13), CG or dense
+    trust_region                   TRPO: natural step + backtracking line search (12.18-12.20)
+    kl_penalty                     KL-penalised surrogate (12.24), fixed or adaptive β
+    conservative_policy_iteration  CPI mixture update on tabular policies
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.flatten_util import ravel_pytree
 
+from pgax import linalg
 from pgax.batch import Batch, flatten_time_and_envs
 
 
@@ -155,3 +165,332 @@ def ppo_clip(policy_apply: Callable, value_apply: Callable, optimizer: optax.Gra
         return params, opt_state, metrics
 
     return UpdateRule(init, update)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 12: policy-only update rules. `params` is the policy's parameter pytree; the batch's
+# `advantage` (any leading shape) is the estimate Â to ascend (reward-to-go, GAE, ...).
+# ---------------------------------------------------------------------------------------------
+
+
+class PolicySamples(NamedTuple):
+    """Flat samples for a policy update: obs [B, ...], action [B, ...], advantage [B], and the
+    behaviour distribution π_θ at update time (a distribution pytree with batch shape [B])."""
+
+    obs: jax.Array
+    action: jax.Array
+    advantage: jax.Array
+    old_dist: Any
+    old_log_prob: jax.Array
+
+
+def policy_samples(policy_apply: Callable, params, batch: Batch, normalize_advantages: bool = False) -> PolicySamples:
+    """Flatten a batch to [B] samples and record π_θ (stop-gradient) on them."""
+    lead = batch.advantage.ndim
+    flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[lead:]),
+                                  (batch.obs, batch.action, batch.advantage))
+    obs, action, advantage = flat
+    if normalize_advantages:
+        advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+    old_dist = jax.lax.stop_gradient(policy_apply(params, obs))
+    return PolicySamples(obs, action, advantage, old_dist, old_dist.log_prob(action))
+
+
+def surrogate_objective(policy_apply: Callable, params, samples: PolicySamples) -> jax.Array:
+    """Importance-weighted surrogate (12.18 / 12.21): L(θ') = mean_i [π_θ'(a_i|s_i) / π_θ(a_i|s_i) Â_i].
+
+    At θ' = θ its gradient is the policy gradient mean_i[∇log π_θ(a_i|s_i) Â_i] (Exercise 12.1).
+    """
+    log_prob = policy_apply(params, samples.obs).log_prob(samples.action)
+    return jnp.mean(jnp.exp(log_prob - samples.old_log_prob) * samples.advantage)
+
+
+def mean_kl(policy_apply: Callable, params, samples: PolicySamples) -> jax.Array:
+    """Surrogate constraint (12.19): mean_i KL(π_θ(·|s_i) ‖ π_θ'(·|s_i)) over the sampled states."""
+    return jnp.mean(samples.old_dist.kl(policy_apply(params, samples.obs)))
+
+
+def restricted_step(grad: jax.Array, epsilon: float) -> jax.Array:
+    """(12.6): Δθ = √(2ε) u / ‖u‖ with u = ∇U: the best step in the ball ½‖Δθ‖² ≤ ε."""
+    norm = jnp.linalg.norm(grad)
+    return jnp.where(norm > 0, jnp.sqrt(2.0 * epsilon) * grad / jnp.where(norm > 0, norm, 1.0), 0.0)
+
+
+def natural_step(grad: jax.Array, direction: jax.Array, epsilon: float) -> jax.Array:
+    """(12.12): Δθ = u √(2ε / ∇Uᵀu) with u = F⁻¹∇U (12.13), so that ½ΔθᵀFΔθ = ε.
+
+    Returns a zero step when ∇Uᵀu ≤ 0 (no ascent direction, e.g. a zero gradient).
+    """
+    gu = jnp.vdot(grad, direction)
+    return jnp.where(gu > 0, direction * jnp.sqrt(2.0 * epsilon / jnp.where(gu > 0, gu, 1.0)), 0.0)
+
+
+def _flat_policy_problem(policy_apply, params, batch, normalize_advantages):
+    samples = policy_samples(policy_apply, params, batch, normalize_advantages)
+    theta, unravel = ravel_pytree(params)
+    objective = lambda flat: surrogate_objective(policy_apply, unravel(flat), samples)  # noqa: E731
+    kl = lambda flat: mean_kl(policy_apply, unravel(flat), samples)  # noqa: E731
+    return samples, theta, unravel, objective, kl
+
+
+def _natural_direction(policy_apply, params, samples, unravel, grad, *, solver, cg_iters, cg_tol, damping):
+    """u ≈ (F + λI)⁻¹ g and a flat Fisher product, by CG on Fisher-vector products or a dense solve."""
+    fvp_tree = linalg.fisher_vector_product(lambda p: policy_apply(p, samples.obs), params)
+
+    def fvp(v):
+        return ravel_pytree(fvp_tree(unravel(v)))[0]
+
+    if solver == "cg":
+        res = linalg.conjugate_gradient(fvp, grad, max_iters=cg_iters, tol=cg_tol, damping=damping)
+        return res.x, fvp, {"cg_iterations": res.iterations.astype(jnp.float32), "cg_residual": res.residual_norm}
+    fisher = linalg.dense_matrix(fvp, grad.shape[0], grad.dtype)
+    direction = linalg.solve_dense(fisher, grad, damping=damping, pinv=(solver == "pinv"))
+    residual = jnp.linalg.norm(fisher @ direction + damping * direction - grad)
+    return direction, fvp, {"cg_iterations": jnp.zeros((), jnp.float32), "cg_residual": residual}
+
+
+def _check_solver(solver):
+    if solver not in ("cg", "dense", "pinv"):
+        raise ValueError(f"unknown natural-gradient solver {solver!r}; use 'cg', 'dense' or 'pinv'")
+
+
+def gradient_ascent(policy_apply: Callable, learning_rate: float, *, max_grad_norm: float | None = None,
+                    clip_value: float | None = None, normalize_advantages: bool = False) -> UpdateRule:
+    """θ ← θ + α ∇U (12.1), ∇U the gradient of the surrogate at θ (the policy gradient).
+
+    Gradient scaling (12.2, first form): rescale ∇U to L2 norm at most `max_grad_norm`
+    (`optax.clip_by_global_norm`); gradient clipping (12.2, second form): clip each component to
+    [−clip_value, clip_value] (`optax.clip`). The state is the optax state.
+    """
+    parts = []
+    if max_grad_norm is not None:
+        parts.append(optax.clip_by_global_norm(max_grad_norm))
+    if clip_value is not None:
+        parts.append(optax.clip(clip_value))
+    parts.append(optax.scale(learning_rate))  # ascent: θ + α g
+    transform = optax.chain(*parts)
+
+    def update(params, state, batch: Batch, key=None):
+        samples = policy_samples(policy_apply, params, batch, normalize_advantages)
+        grad = jax.grad(lambda p: surrogate_objective(policy_apply, p, samples))(params)
+        step, state = transform.update(grad, state, params)
+        new_params = optax.apply_updates(params, step)
+        return new_params, state, {
+            "grad_norm": optax.tree.norm(grad), "step_norm": optax.tree.norm(step),
+            "mean_kl": mean_kl(policy_apply, new_params, samples),
+            "surrogate_improvement": surrogate_objective(policy_apply, new_params, samples)
+            - surrogate_objective(policy_apply, params, samples),
+        }
+
+    return UpdateRule(transform.init, update)
+
+
+def restricted_gradient(policy_apply: Callable, epsilon: float, *, normalize_advantages: bool = False) -> UpdateRule:
+    """Restricted step (12.6): θ' = θ + √(2ε) ∇U / ‖∇U‖, the steepest step with ½‖Δθ‖² = ε."""
+
+    def update(params, state, batch: Batch, key=None):
+        samples, theta, unravel, objective, kl = _flat_policy_problem(policy_apply, params, batch, normalize_advantages)
+        grad = jax.grad(objective)(theta)
+        step = restricted_step(grad, epsilon)
+        new_theta = theta + step
+        return unravel(new_theta), state, {
+            "grad_norm": jnp.linalg.norm(grad), "step_norm": jnp.linalg.norm(step), "mean_kl": kl(new_theta),
+            "surrogate_improvement": objective(new_theta) - objective(theta),
+        }
+
+    return UpdateRule(lambda params: (), update)
+
+
+def natural_gradient(policy_apply: Callable, epsilon: float, *, solver: str = "cg", cg_iters: int = 10,
+                     cg_tol: float = 1e-10, damping: float = 1e-3,
+                     normalize_advantages: bool = False) -> UpdateRule:
+    """Natural policy gradient (12.12, 12.13): θ' = θ + u √(2ε / ∇Uᵀu), u = (F + λI)⁻¹ ∇U.
+
+    F is the policy's Fisher averaged over the batch's states (Gauss-Newton products, no dense
+    matrix with `solver="cg"`; `"dense"` materialises F and solves with damping λ, `"pinv"` uses
+    the pseudo-inverse — for small θ). The step's predicted KL ½ΔθᵀFΔθ equals ε when λ = 0.
+    Metrics: step_size √(2ε/∇Uᵀu), predicted_kl, mean_kl (actually taken), surrogate_improvement,
+    cg_iterations, cg_residual, grad_norm, step_norm.
+    """
+    _check_solver(solver)
+
+    def update(params, state, batch: Batch, key=None):
+        samples, theta, unravel, objective, kl = _flat_policy_problem(policy_apply, params, batch, normalize_advantages)
+        grad = jax.grad(objective)(theta)
+        direction, fvp, info = _natural_direction(policy_apply, params, samples, unravel, grad, solver=solver,
+                                                  cg_iters=cg_iters, cg_tol=cg_tol, damping=damping)
+        step = natural_step(grad, direction, epsilon)
+        new_theta = theta + step
+        gu = jnp.vdot(grad, direction)
+        return unravel(new_theta), state, {
+            **info, "grad_norm": jnp.linalg.norm(grad), "step_norm": jnp.linalg.norm(step),
+            "step_size": jnp.where(gu > 0, jnp.sqrt(2.0 * epsilon / jnp.where(gu > 0, gu, 1.0)), 0.0),
+            "predicted_kl": 0.5 * jnp.vdot(step, fvp(step)), "mean_kl": kl(new_theta),
+            "surrogate_improvement": objective(new_theta) - objective(theta),
+        }
+
+    return UpdateRule(lambda params: (), update)
+
+
+def backtracking_line_search(objective: Callable, constraint: Callable, theta: jax.Array, full_step: jax.Array,
+                             max_constraint: float, *, shrink: float = 0.5, max_backtracks: int = 10):
+    """(12.20) Try θ + α^j Δθ for j = 0, 1, ..., max_backtracks; accept the first with
+    objective(θ') > objective(θ) and constraint(θ') ≤ max_constraint. Without one, keep θ.
+
+    Returns (θ', info) with info: accepted (bool), steps (j of the accepted point, or the number of
+    points tried), objective_gain, constraint.
+    """
+    base = objective(theta)
+
+    def cond(state):
+        j, accepted = state
+        return (~accepted) & (j <= max_backtracks)
+
+    def body(state):
+        j, _ = state
+        candidate = theta + shrink ** j.astype(theta.dtype) * full_step
+        ok = (objective(candidate) > base) & (constraint(candidate) <= max_constraint)
+        return jnp.where(ok, j, j + 1), ok
+
+    j, accepted = jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), jnp.zeros((), bool)))
+    new_theta = jnp.where(accepted, theta + shrink ** j.astype(theta.dtype) * full_step, theta)
+    return new_theta, {"accepted": accepted, "steps": j, "objective_gain": objective(new_theta) - base,
+                       "constraint": constraint(new_theta)}
+
+
+def trust_region(policy_apply: Callable, max_kl: float, *, shrink: float = 0.5, max_backtracks: int = 10,
+                 solver: str = "cg", cg_iters: int = 10, cg_tol: float = 1e-10, damping: float = 0.1,
+                 normalize_advantages: bool = False) -> UpdateRule:
+    """TRPO (section 12.4, Algorithm 12.5): the natural step (12.12) with ε = max_kl starts a
+    backtracking line search (12.20) on the surrogate (12.21) under the mean-KL constraint (12.19).
+
+    A point is accepted only when it improves the surrogate and its mean KL is ≤ max_kl; when none
+    of the max_backtracks + 1 points qualifies, the old parameters are kept (`accepted` = 0).
+    Metrics as for `natural_gradient`, plus accepted and line_search_steps.
+    """
+    _check_solver(solver)
+
+    def update(params, state, batch: Batch, key=None):
+        samples, theta, unravel, objective, kl = _flat_policy_problem(policy_apply, params, batch, normalize_advantages)
+        grad = jax.grad(objective)(theta)
+        direction, fvp, info = _natural_direction(policy_apply, params, samples, unravel, grad, solver=solver,
+                                                  cg_iters=cg_iters, cg_tol=cg_tol, damping=damping)
+        full_step = natural_step(grad, direction, max_kl)
+        new_theta, search = backtracking_line_search(objective, kl, theta, full_step, max_kl, shrink=shrink,
+                                                     max_backtracks=max_backtracks)
+        step = new_theta - theta
+        return unravel(new_theta), state, {
+            **info, "grad_norm": jnp.linalg.norm(grad), "step_norm": jnp.linalg.norm(step),
+            "predicted_kl": 0.5 * jnp.vdot(full_step, fvp(full_step)), "mean_kl": search["constraint"],
+            "surrogate_improvement": search["objective_gain"],
+            "accepted": search["accepted"].astype(jnp.float32),
+            "line_search_steps": search["steps"].astype(jnp.float32),
+        }
+
+    return UpdateRule(lambda params: (), update)
+
+
+class KLPenaltyState(NamedTuple):
+    """opt_state: the optimizer's state; beta: the current penalty coefficient β."""
+
+    opt_state: Any
+    beta: jax.Array
+
+
+def kl_penalty(policy_apply: Callable, optimizer: optax.GradientTransformation, *, beta: float = 1.0,
+               adaptive: bool = True, kl_target: float = 0.01, epochs: int = 10, minibatches: int = 1,
+               normalize_advantages: bool = True) -> UpdateRule:
+    """KL-penalised surrogate (12.24), maximised by `epochs` × `minibatches` optimizer steps:
+
+        L(θ') = mean_i [ρ_i Â_i − β KL(π_θ(·|s_i) ‖ π_θ'(·|s_i))]
+
+    With `adaptive`, β is updated once per batch from the measured mean KL d after the update
+    (PPO paper): d < kl_target / 1.5 → β / 2; d > 1.5 · kl_target → β · 2. Metrics: policy_loss
+    (−mean ρÂ at the end), mean_kl, beta (after adaptation), grad_norm.
+    """
+
+    def init(params):
+        return KLPenaltyState(optimizer.init(params), jnp.asarray(beta, jnp.float32))
+
+    def loss_fn(params, mb: PolicySamples, beta_value):
+        surrogate = surrogate_objective(policy_apply, params, mb)
+        kl = mean_kl(policy_apply, params, mb)
+        return -(surrogate - beta_value * kl), (surrogate, kl)
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def update(params, state: KLPenaltyState, batch: Batch, key):
+        samples = policy_samples(policy_apply, params, batch, normalize_advantages)
+        num = samples.advantage.shape[0]
+        if num % minibatches:
+            raise ValueError(f"kl_penalty: {minibatches} minibatches do not divide the batch of {num} samples")
+
+        def step(carry, mb):
+            params, opt_state = carry
+            (_, _), grads = grad_fn(params, mb, state.beta)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), optax.tree.norm(grads)
+
+        def epoch(carry, k):
+            order = jax.random.permutation(k, num)
+            shuffled = jax.tree_util.tree_map(
+                lambda x: jnp.take(x, order, axis=0).reshape((minibatches, -1) + x.shape[1:]), samples)
+            return jax.lax.scan(step, carry, shuffled)
+
+        (new_params, opt_state), grad_norms = jax.lax.scan(epoch, (params, state.opt_state),
+                                                           jax.random.split(key, epochs))
+        surrogate = surrogate_objective(policy_apply, new_params, samples)
+        kl = mean_kl(policy_apply, new_params, samples)
+        new_beta = state.beta
+        if adaptive:
+            new_beta = jnp.where(kl < kl_target / 1.5, state.beta / 2.0,
+                                 jnp.where(kl > kl_target * 1.5, state.beta * 2.0, state.beta))
+        return new_params, KLPenaltyState(opt_state, new_beta), {
+            "policy_loss": -surrogate, "mean_kl": kl, "beta": new_beta, "grad_norm": grad_norms.mean(),
+            "surrogate_improvement": surrogate - surrogate_objective(policy_apply, params, samples),
+        }
+
+    return UpdateRule(init, update)
+
+
+class TabularEstimate(NamedTuple):
+    """What conservative policy iteration needs about the current policy π (exact or sampled):
+    advantage A^π [S, A] and the normalised discounted state visitation d^π_μ [S]."""
+
+    advantage: jax.Array
+    visitation: jax.Array
+
+
+def conservative_policy_iteration(gamma: float, *, alpha: float | None = None, epsilon: float = 1e-6) -> UpdateRule:
+    """CPI (lecture 000 "Incremental update of CPI"; Kakade & Langford 2002) on a direct policy table:
+
+        π' = greedy(A^π),  π_{t+1} = (1 − α) π_t + α π'
+
+    Expected advantage 𝔸 = E_{s~d^π}[A^π(s, π'(s))]; when 𝔸 ≤ `epsilon` the policy is returned
+    unchanged (`converged` = 1). With `alpha=None`, α maximises the CPI lower bound on the
+    improvement, α𝔸/(1−γ) − 2γ ε_A α²/(1−γ)² with ε_A = max_s A^π(s, π'(s)) (the bound in the
+    TRPO notes, seed 001), i.e. α = min(1, (1−γ)𝔸 / (4γ ε_A)).
+
+    `params` is the policy table π [S, A] (rows sum to 1); `batch` a `TabularEstimate`.
+    Metrics: expected_advantage, alpha, bound_improvement (the guaranteed gain of the step), converged.
+    """
+
+    def update(pi, state, estimate: TabularEstimate, key=None):
+        adv = estimate.advantage
+        greedy = jax.nn.one_hot(jnp.argmax(adv, axis=1), adv.shape[1], dtype=pi.dtype)
+        per_state = jnp.sum(greedy * adv, axis=1)
+        expected = jnp.sum(estimate.visitation * per_state)
+        eps_a = jnp.max(jnp.abs(per_state))
+        if alpha is None:
+            denom = 4.0 * gamma * eps_a
+            step = jnp.where(denom > 0, jnp.clip((1.0 - gamma) * expected / jnp.where(denom > 0, denom, 1.0), 0.0, 1.0), 1.0)
+        else:
+            step = jnp.asarray(alpha, pi.dtype)
+        converged = expected <= epsilon
+        step = jnp.where(converged, 0.0, step)
+        bound = step * expected / (1.0 - gamma) - 2.0 * gamma * eps_a * step**2 / (1.0 - gamma) ** 2
+        return (1.0 - step) * pi + step * greedy, state, {
+            "expected_advantage": expected, "alpha": step, "bound_improvement": bound,
+            "converged": converged.astype(jnp.float32)}
+
+    return UpdateRule(lambda pi: (), update)
