@@ -476,10 +476,11 @@ def conservative_policy_iteration(gamma: float, *, alpha: float | None = None, e
     """
 
     def update(pi, state, estimate: TabularEstimate, key=None):
-        adv = estimate.advantage
+        pi = jnp.asarray(pi)
+        adv = jnp.asarray(estimate.advantage, pi.dtype)
         greedy = jax.nn.one_hot(jnp.argmax(adv, axis=1), adv.shape[1], dtype=pi.dtype)
         per_state = jnp.sum(greedy * adv, axis=1)
-        expected = jnp.sum(estimate.visitation * per_state)
+        expected = jnp.sum(jnp.asarray(estimate.visitation, pi.dtype) * per_state)
         eps_a = jnp.max(jnp.abs(per_state))
         if alpha is None:
             denom = 4.0 * gamma * eps_a

@@ -1,0 +1,122 @@
+"""Chapter 12's rules on tabular MDPs, judged by the exact oracle (pgax.exact)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pgax import exact
+from pgax.batch import Batch
+from pgax.envs.tabular import garnet_mdp
+from pgax.distributions import Categorical
+from pgax.policies import Model, tabular_softmax_policy
+from pgax.updates import (TabularEstimate, conservative_policy_iteration, gradient_ascent, natural_gradient,
+                          trust_region)
+
+S, A = 5, 3
+POLICY = tabular_softmax_policy(S, A)
+
+
+def optimal_value(mdp, iters=2000):
+    v = np.zeros(S)
+    P, R, g = np.asarray(mdp.transitions), np.asarray(mdp.rewards), float(mdp.discount)
+    for _ in range(iters):
+        v = (R + g * P @ v).max(axis=1)
+    return float(np.dot(np.asarray(mdp.initial_distribution), v))
+
+
+def exact_batch(mdp, theta, key, n=4096):
+    """States s ~ d^π (the exact discounted visitation), a ~ π(·|s), Â = A^π(s, a) exactly."""
+    pi = np.asarray(jax.nn.softmax(theta, axis=-1), np.float64)
+    d = np.asarray(exact.discounted_visitation(mdp, pi))
+    adv = np.asarray(exact.advantages(mdp, pi))
+    k1, k2 = jax.random.split(key)
+    s = jax.random.choice(k1, S, (n,), p=jnp.asarray(d / d.sum(), jnp.float32))
+    a = jax.random.categorical(k2, theta[s])
+    obs = jax.nn.one_hot(s, S)
+    return Batch(obs=obs, action=a, reward=jnp.zeros(n), terminated=jnp.zeros(n, bool), truncated=jnp.zeros(n, bool),
+                 next_obs=obs, log_prob=jnp.zeros(n), advantage=jnp.asarray(adv[s, a], jnp.float32))
+
+
+def run(rule, mdp, iterations, seed=0):
+    theta = POLICY.init(None)
+    update = jax.jit(rule.update)
+    state = rule.init(theta)
+    values = [float(exact.objective(mdp, theta))]
+    key = jax.random.PRNGKey(seed)
+    for _ in range(iterations):
+        key, k = jax.random.split(key)
+        theta, state, metrics = update(theta, state, exact_batch(mdp, theta, k), k)
+        values.append(float(exact.objective(mdp, theta)))
+    return np.array(values), metrics
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_natural_step_and_trpo_improve_exact_J_monotonically(seed):
+    mdp = garnet_mdp(seed, num_states=S, num_actions=A, discount=0.9)
+    for rule in (natural_gradient(POLICY.apply, 0.01, solver="pinv", damping=0.0),
+                 trust_region(POLICY.apply, 0.01)):
+        values, _ = run(rule, mdp, 12, seed)
+        assert np.all(np.diff(values) > -1e-6), np.diff(values)
+        assert values[-1] > values[0] + 0.05 * (optimal_value(mdp) - values[0])
+
+
+def log_linear_policy(seed, k=4):
+    """π_θ(a|s) = softmax_a(φ(s, a)ᵀθ) with random features shared across states."""
+    feats = jax.random.normal(jax.random.PRNGKey(seed), (S, A, k))
+    model = Model(lambda key=None, obs=None: jnp.zeros(k), lambda th, obs: Categorical(jnp.einsum("...s,sak->...ak", obs, feats) @ th))
+    return model, lambda th: jax.nn.log_softmax(feats @ th, axis=-1)
+
+
+def run_log_linear(rule, mdp, model, log_policy, iterations, seed=0):
+    theta, state = model.init(), rule.init(model.init())
+    update = jax.jit(rule.update)
+    values = [float(exact.objective(mdp, theta, log_policy))]
+    key = jax.random.PRNGKey(seed)
+    for _ in range(iterations):
+        key, k = jax.random.split(key)
+        pi = jnp.exp(log_policy(theta))
+        theta, state, _ = update(theta, state, exact_batch(mdp, jnp.log(pi), k), k)
+        values.append(float(exact.objective(mdp, theta, log_policy)))
+    return np.array(values)
+
+
+def test_gradient_ascent_with_too_large_a_step_can_decrease_J_while_trpo_does_not():
+    """With parameters shared across states (log-linear policy), a large plain gradient step
+    overshoots and lowers J; the trust-region step on the same problem does not."""
+    decreased = []
+    for seed in range(3):
+        mdp = garnet_mdp(seed, num_states=S, num_actions=A, discount=0.9)
+        model, log_policy = log_linear_policy(seed)
+        big = run_log_linear(gradient_ascent(model.apply, 10.0), mdp, model, log_policy, 8, seed)
+        decreased.append(np.any(np.diff(big) < -1e-2))
+        safe = run_log_linear(trust_region(model.apply, 0.01), mdp, model, log_policy, 8, seed)
+        assert np.all(np.diff(safe) > -1e-6), np.diff(safe)
+    assert any(decreased)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_cpi_improves_at_least_by_its_bound_and_policy_iteration_reaches_the_optimum(seed):
+    mdp = garnet_mdp(seed, num_states=S, num_actions=A, discount=0.9)
+    rule = conservative_policy_iteration(0.9)
+    pi = np.full((S, A), 1.0 / A)
+    for _ in range(30):
+        estimate = TabularEstimate(np.asarray(exact.advantages(mdp, pi), np.float32),
+                                   np.asarray(exact.discounted_visitation(mdp, pi), np.float32))
+        new_pi, _, m = rule.update(jnp.asarray(pi, jnp.float32), (), estimate)
+        gain = float(exact.expected_return(mdp, np.asarray(new_pi))) - float(exact.expected_return(mdp, pi))
+        assert gain >= float(m["bound_improvement"]) - 1e-6 >= -1e-6  # the CPI lower bound holds
+        np.testing.assert_allclose(np.asarray(new_pi).sum(axis=1), 1.0, rtol=1e-6)
+        pi = np.asarray(new_pi, np.float64)
+    # α = 1 is policy iteration: it reaches the optimal value and then reports convergence.
+    greedy_rule = conservative_policy_iteration(0.9, alpha=1.0, epsilon=1e-9)
+    pi = np.full((S, A), 1.0 / A)
+    for _ in range(50):
+        estimate = TabularEstimate(np.asarray(exact.advantages(mdp, pi), np.float32),
+                                   np.asarray(exact.discounted_visitation(mdp, pi), np.float32))
+        new_pi, _, m = greedy_rule.update(jnp.asarray(pi, jnp.float32), (), estimate)
+        pi = np.asarray(new_pi, np.float64)
+        if m["converged"]:
+            break
+    assert m["converged"] == 1.0
+    assert abs(float(exact.expected_return(mdp, pi)) - optimal_value(mdp)) < 1e-3
