@@ -68,3 +68,16 @@ def test_unknown_env_error_names_the_fix():
     from pgax.errors import ConfigError
     with pytest.raises(ConfigError, match="pgax list"):
         envs.make("CartPoel-v1")
+
+
+def test_every_registered_seed_env_makes_and_rolls_out():
+    from pgax.algorithms import PPOConfig, make_ppo
+    from pgax.envs import SEED_ENVS
+    for env_id in SEED_ENVS:
+        env = episode_statistics(envs.make(env_id))
+        agent = make_ppo(PPOConfig(hidden_sizes=(8,)), env.observation_space, env.action_space, 1)
+        obs, state = vector_reset(env, jax.random.PRNGKey(0), 2)
+        params = agent.init(jax.random.PRNGKey(1), obs[0]).params
+        batch, *_ = scan_rollout(agent.act, params, env, state, obs, jax.random.PRNGKey(2), 4)
+        assert batch.reward.shape == (4, 2) and np.all(np.isfinite(batch.reward)), env_id
+        assert env_id in envs.list_envs()

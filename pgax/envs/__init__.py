@@ -1,6 +1,15 @@
-"""Environments: JAX-native ones behind the `JaxEnv` interface, and their registry."""
+"""Environments: JAX-native ones behind the `JaxEnv` interface, and their registry.
+
+    make(env_id) -> JaxEnv        list_envs() -> {env_id: description}
+
+Registered ids: every gymnax environment (CartPole-v1, Pendulum-v1, Acrobot-v1, ...), and the
+source notes' own problems: SimpleRegulator-v0, SingleStateGaussian-v0, LQR-v0 and the tabular
+MDPs Garnet-v0, Chain-v0 and GridWorld-v0.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from pgax.envs.core import JaxEnv, Transition
 from pgax.envs.gymnax_env import gymnax_ids, make_gymnax
@@ -10,13 +19,51 @@ from pgax.errors import ConfigError
 __all__ = ["JaxEnv", "Transition", "make", "list_envs", "episode_statistics"]
 
 
+def _regulator() -> JaxEnv:
+    from pgax.envs.regulator import simple_regulator
+    return simple_regulator(depth=10)
+
+
+def _single_state() -> JaxEnv:
+    from pgax.envs.regulator import single_state_gaussian
+    return single_state_gaussian(depth=3)
+
+
+def _lqr() -> JaxEnv:
+    from pgax.envs.lqr import default_lqr, lqr_env
+    return lqr_env(default_lqr(), horizon=50)
+
+
+def _tabular(kind: str) -> Callable[[], JaxEnv]:
+    def make_it() -> JaxEnv:
+        from pgax.envs import tabular
+        mdp = {"Garnet-v0": lambda: tabular.garnet_mdp(0), "Chain-v0": tabular.chain_mdp,
+               "GridWorld-v0": tabular.gridworld_mdp}[kind]()
+        return tabular.make_tabular_env(mdp, max_episode_steps=100, name=kind)
+    return make_it
+
+
+SEED_ENVS: dict[str, tuple[Callable[[], JaxEnv], str]] = {
+    "SimpleRegulator-v0": (_regulator, "the book's simple regulator: s' ~ N(s + a, 0.1²), r = −s², depth 10, γ = 1"),
+    "SingleStateGaussian-v0": (_single_state, "single-state MDP of Example 12.1: reward = action, depth 3, γ = 1"),
+    "LQR-v0": (_lqr, "linear-quadratic regulator (3 states, 2 inputs), horizon 50, exact cost in pgax.envs.lqr"),
+    "Garnet-v0": (_tabular("Garnet-v0"), "random tabular MDP (8 states, 3 actions, γ 0.9), one-hot observations"),
+    "Chain-v0": (_tabular("Chain-v0"), "tabular chain MDP, one-hot observations"),
+    "GridWorld-v0": (_tabular("GridWorld-v0"), "small tabular gridworld, one-hot observations"),
+}
+
+
 def list_envs() -> dict[str, str]:
     """Every environment id pgax can make, with a one-line description."""
-    return {env_id: "gymnax (JAX-native)" for env_id in gymnax_ids()}
+    envs = {env_id: "gymnax (JAX-native)" for env_id in gymnax_ids()}
+    envs.update({env_id: summary for env_id, (_, summary) in SEED_ENVS.items()})
+    return envs
 
 
 def make(env_id: str) -> JaxEnv:
-    """The JAX-native environment `env_id`, or a ConfigError naming the known ids."""
+    """The JAX-native environment `env_id`, or a ConfigError naming the fix."""
+    if env_id in SEED_ENVS:
+        return SEED_ENVS[env_id][0]()
     known = list_envs()
     if env_id not in known:
         close = [k for k in known if k.lower().split("-")[0] == env_id.lower().split("-")[0]]
