@@ -1,0 +1,85 @@
+"""Peer benchmark: Stable-Baselines3 PPO on gymnasium CartPole-v1, training throughput only.
+
+Same configuration as pgax's benchmarks/ppo_cartpole.py: 4 envs (DummyVecEnv via make_vec_env) × 128
+steps, 4 epochs, 4 minibatches (batch_size 128 of the 512-sample batch), separate 64×64 tanh MLPs for
+actor and critic, lr 2.5e-4 annealed linearly to 0, γ 0.99, GAE λ 0.95, clip 0.2 (also on the value
+function, as pgax's clip_value_loss), entropy 0.01, value 0.5, grad norm 0.5, Adam ε 1e-5 (SB3's
+default), CPU, torch's default thread count. Times model.learn() only (model construction excluded).
+SB3 runs whole 512-step rollouts until it reaches --steps, so the step count reported is the number it
+actually ran (--steps rounded up to a multiple of 512).
+
+    bash benchmarks/peers/setup_peers.sh
+    benchmarks/.venv-peers/bin/python benchmarks/peers/sb3_ppo_cartpole.py [--steps 100000] [--seed 0]
+
+Prints one JSON line. cpu_seconds (process CPU time, all threads) far below seconds means other load
+took the CPU. On the 2-core machine, torch's default of 2 intra-op threads was 10-25x slower than
+one thread while other processes were busy (OpenMP threads waiting on each other for 64-wide matmuls).
+To compare with one thread, run with OMP_NUM_THREADS=1 (the JSON's torch_threads records which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import gymnasium
+import stable_baselines3
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+
+LR = 2.5e-4
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    env = make_vec_env("CartPole-v1", n_envs=4, seed=args.seed)  # DummyVecEnv
+    model = PPO(
+        "MlpPolicy",
+        env,
+        learning_rate=lambda progress_remaining: LR * progress_remaining,  # linear anneal, as pgax
+        n_steps=128,
+        batch_size=128,
+        n_epochs=4,
+        gamma=0.99,
+        gae_lambda=0.95,
+        clip_range=0.2,
+        clip_range_vf=0.2,
+        normalize_advantage=True,
+        ent_coef=0.01,
+        vf_coef=0.5,
+        max_grad_norm=0.5,
+        policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.Tanh),
+        seed=args.seed,
+        device="cpu",
+        verbose=0,
+    )
+
+    start, cpu_start = time.perf_counter(), time.process_time()
+    model.learn(total_timesteps=args.steps)
+    seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start  # all threads; far below seconds × threads = CPU contention
+    env.close()
+
+    steps = int(model.num_timesteps)
+    print(json.dumps({
+        "peer": "stable-baselines3",
+        "version": stable_baselines3.__version__,
+        "torch": torch.__version__,
+        "steps": steps,
+        "seconds": round(seconds, 3),
+        "steps_per_second": round(steps / seconds),
+        "gymnasium": gymnasium.__version__,
+        "cpu_seconds": round(cpu_seconds, 3),
+        "torch_threads": torch.get_num_threads(),
+        "seed": args.seed,
+    }))
+
+
+if __name__ == "__main__":
+    main()
