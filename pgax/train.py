@@ -101,8 +101,12 @@ def train(agent: Agent, env: JaxEnv, *, num_envs: int, num_steps: int, num_itera
     chunk = chunk_iterations or default_chunk_iterations(num_iterations)
 
     t0 = time.perf_counter()
-    keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
-    state = jax.jit(jax.vmap(init))(keys)
+    # Each seed is initialised by the same single-seed program and the states are stacked. A
+    # vmapped init (batched QR of the orthogonal initialiser through LAPACK) intermittently wedged
+    # XLA's CPU thread pool here (jaxlib 0.10.2: every worker idle, the call never returning).
+    init_one = jax.jit(init)
+    per_seed = [init_one(jax.random.PRNGKey(int(s))) for s in seeds]
+    state = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *per_seed)
     metrics_shape = jax.eval_shape(iteration, jax.tree_util.tree_map(lambda x: x[0], state))[1]
 
     def skip(s):
