@@ -238,7 +238,7 @@ class _Progress:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             self._bar = Progress(
-                TextColumn("{task.description}"), BarColumn(bar_width=8),
+                TextColumn("{task.description}"), BarColumn(bar_width=6),
                 TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps"),
                 TextColumn("{task.fields[sps]} steps/s"), TextColumn("return {task.fields[ret]}"),
                 TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(compact=True),
@@ -271,5 +271,5 @@ class _Progress:
         rate = (steps - self._first_chunk_steps) * self.num_seeds / elapsed if elapsed > 0 else float("nan")
         finite = np.asarray(returns)[np.isfinite(returns)]
         ret = f"{finite.mean():.1f}" if finite.size else "-"
-        self._bar.update(self._task, completed=steps, description="training",
+        self._bar.update(self._task, completed=steps, description="",
                          sps=f"{rate:,.0f}" if np.isfinite(rate) else "-", ret=ret)
