@@ -249,6 +249,29 @@ def _natural_direction(policy_apply, params, samples, unravel, grad, *, solver, 
     return direction, fvp, {"cg_iterations": jnp.zeros((), jnp.float32), "cg_residual": residual}
 
 
+class _NaturalProposal(NamedTuple):
+    theta: jax.Array
+    unravel: Callable
+    objective: Callable
+    kl: Callable
+    grad: jax.Array
+    step: jax.Array
+    fvp: Callable
+    info: dict
+
+
+def _natural_proposal(policy_apply, params, batch, epsilon, normalize_advantages, **solve_kw) -> _NaturalProposal:
+    """The natural step (12.12) for a batch: flat θ, surrogate, mean KL, ∇U, Δθ and the solver's info."""
+    samples, theta, unravel, objective, kl = _flat_policy_problem(policy_apply, params, batch, normalize_advantages)
+    grad = jax.grad(objective)(theta)
+    direction, fvp, info = _natural_direction(policy_apply, params, samples, unravel, grad, **solve_kw)
+    gu = jnp.vdot(grad, direction)
+    info = {**info, "grad_norm": jnp.linalg.norm(grad),
+            "step_size": jnp.where(gu > 0, jnp.sqrt(2.0 * epsilon / jnp.where(gu > 0, gu, 1.0)), 0.0)}
+    step = natural_step(grad, direction, epsilon)
+    return _NaturalProposal(theta, unravel, objective, kl, grad, step, fvp, info)
+
+
 def _check_solver(solver):
     if solver not in ("cg", "dense", "pinv"):
         raise ValueError(f"unknown natural-gradient solver {solver!r}; use 'cg', 'dense' or 'pinv'")
@@ -315,18 +338,12 @@ def natural_gradient(policy_apply: Callable, epsilon: float, *, solver: str = "c
     _check_solver(solver)
 
     def update(params, state, batch: Batch, key=None):
-        samples, theta, unravel, objective, kl = _flat_policy_problem(policy_apply, params, batch, normalize_advantages)
-        grad = jax.grad(objective)(theta)
-        direction, fvp, info = _natural_direction(policy_apply, params, samples, unravel, grad, solver=solver,
-                                                  cg_iters=cg_iters, cg_tol=cg_tol, damping=damping)
-        step = natural_step(grad, direction, epsilon)
-        new_theta = theta + step
-        gu = jnp.vdot(grad, direction)
-        return unravel(new_theta), state, {
-            **info, "grad_norm": jnp.linalg.norm(grad), "step_norm": jnp.linalg.norm(step),
-            "step_size": jnp.where(gu > 0, jnp.sqrt(2.0 * epsilon / jnp.where(gu > 0, gu, 1.0)), 0.0),
-            "predicted_kl": 0.5 * jnp.vdot(step, fvp(step)), "mean_kl": kl(new_theta),
-            "surrogate_improvement": objective(new_theta) - objective(theta),
+        p = _natural_proposal(policy_apply, params, batch, epsilon, normalize_advantages, solver=solver,
+                              cg_iters=cg_iters, cg_tol=cg_tol, damping=damping)
+        new_theta = p.theta + p.step
+        return p.unravel(new_theta), state, {
+            **p.info, "step_norm": jnp.linalg.norm(p.step), "predicted_kl": 0.5 * jnp.vdot(p.step, p.fvp(p.step)),
+            "mean_kl": p.kl(new_theta), "surrogate_improvement": p.objective(new_theta) - p.objective(p.theta),
         }
 
     return UpdateRule(lambda params: (), update)
@@ -371,17 +388,13 @@ def trust_region(policy_apply: Callable, max_kl: float, *, shrink: float = 0.5, 
     _check_solver(solver)
 
     def update(params, state, batch: Batch, key=None):
-        samples, theta, unravel, objective, kl = _flat_policy_problem(policy_apply, params, batch, normalize_advantages)
-        grad = jax.grad(objective)(theta)
-        direction, fvp, info = _natural_direction(policy_apply, params, samples, unravel, grad, solver=solver,
-                                                  cg_iters=cg_iters, cg_tol=cg_tol, damping=damping)
-        full_step = natural_step(grad, direction, max_kl)
-        new_theta, search = backtracking_line_search(objective, kl, theta, full_step, max_kl, shrink=shrink,
+        p = _natural_proposal(policy_apply, params, batch, max_kl, normalize_advantages, solver=solver,
+                              cg_iters=cg_iters, cg_tol=cg_tol, damping=damping)
+        new_theta, search = backtracking_line_search(p.objective, p.kl, p.theta, p.step, max_kl, shrink=shrink,
                                                      max_backtracks=max_backtracks)
-        step = new_theta - theta
-        return unravel(new_theta), state, {
-            **info, "grad_norm": jnp.linalg.norm(grad), "step_norm": jnp.linalg.norm(step),
-            "predicted_kl": 0.5 * jnp.vdot(full_step, fvp(full_step)), "mean_kl": search["constraint"],
+        return p.unravel(new_theta), state, {
+            **p.info, "step_norm": jnp.linalg.norm(new_theta - p.theta),
+            "predicted_kl": 0.5 * jnp.vdot(p.step, p.fvp(p.step)), "mean_kl": search["constraint"],
             "surrogate_improvement": search["objective_gain"],
             "accepted": search["accepted"].astype(jnp.float32),
             "line_search_steps": search["steps"].astype(jnp.float32),
