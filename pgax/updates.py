@@ -474,7 +474,8 @@ class TabularEstimate(NamedTuple):
     visitation: jax.Array
 
 
-def conservative_policy_iteration(gamma: float, *, alpha: float | None = None, epsilon: float = 1e-6) -> UpdateRule:
+def conservative_policy_iteration(gamma: float, *, alpha: float | None = None, epsilon: float = 1e-6,
+                                  objective: Callable | None = None, line_search_steps: int = 12) -> UpdateRule:
     """CPI (lecture 000 "Incremental update of CPI"; Kakade & Langford 2002) on a direct policy table:
 
         π' = greedy(A^π),  π_{t+1} = (1 − α) π_t + α π'
@@ -483,6 +484,12 @@ def conservative_policy_iteration(gamma: float, *, alpha: float | None = None, e
     unchanged (`converged` = 1). With `alpha=None`, α maximises the CPI lower bound on the
     improvement, α𝔸/(1−γ) − 2γ ε_A α²/(1−γ)² with ε_A = max_s A^π(s, π'(s)) (the bound in the
     TRPO notes, seed 001), i.e. α = min(1, (1−γ)𝔸 / (4γ ε_A)).
+
+    Line search: with `objective` (a function π [S, A] -> J, e.g. the exact
+    `lambda pi: pgax.exact.expected_return(mdp, pi)` inside `jax.enable_x64`, or an estimate), α is
+    the best of 1, 1/2, ..., 2^-(line_search_steps-1) and the bound's α by that objective; a
+    candidate that does not raise the objective above J(π_t) is not taken (α = 0). `alpha` fixed
+    overrides both.
 
     `params` is the policy table π [S, A] (rows sum to 1); `batch` a `TabularEstimate`.
     Metrics: expected_advantage, alpha, bound_improvement (the guaranteed gain of the step), converged.
@@ -495,11 +502,18 @@ def conservative_policy_iteration(gamma: float, *, alpha: float | None = None, e
         per_state = jnp.sum(greedy * adv, axis=1)
         expected = jnp.sum(jnp.asarray(estimate.visitation, pi.dtype) * per_state)
         eps_a = jnp.max(jnp.abs(per_state))
-        if alpha is None:
-            denom = 4.0 * gamma * eps_a
-            step = jnp.where(denom > 0, jnp.clip((1.0 - gamma) * expected / jnp.where(denom > 0, denom, 1.0), 0.0, 1.0), 1.0)
-        else:
+        denom = 4.0 * gamma * eps_a
+        bound_alpha = jnp.where(denom > 0, jnp.clip((1.0 - gamma) * expected / jnp.where(denom > 0, denom, 1.0),
+                                                    0.0, 1.0), 1.0)
+        if alpha is not None:
             step = jnp.asarray(alpha, pi.dtype)
+        elif objective is not None:
+            candidates = jnp.concatenate([0.5 ** jnp.arange(line_search_steps, dtype=pi.dtype), bound_alpha[None]])
+            values = jnp.stack([objective((1.0 - c) * pi + c * greedy) for c in candidates])
+            best = jnp.argmax(values)
+            step = jnp.where(values[best] > objective(pi), candidates[best], 0.0).astype(pi.dtype)
+        else:
+            step = bound_alpha
         converged = expected <= epsilon
         step = jnp.where(converged, 0.0, step)
         bound = step * expected / (1.0 - gamma) - 2.0 * gamma * eps_a * step**2 / (1.0 - gamma) ** 2

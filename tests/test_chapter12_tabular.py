@@ -120,3 +120,24 @@ def test_cpi_improves_at_least_by_its_bound_and_policy_iteration_reaches_the_opt
             break
     assert m["converged"] == 1.0
     assert abs(float(exact.expected_return(mdp, pi)) - optimal_value(mdp)) < 1e-3
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_cpi_line_search_on_exact_J_reaches_the_optimum_monotonically(seed):
+    mdp = garnet_mdp(seed, num_states=S, num_actions=A, discount=0.9)
+    objective = lambda pi: exact.expected_return(mdp, np.asarray(pi))  # noqa: E731
+    rule = conservative_policy_iteration(0.9, objective=lambda pi: jnp.asarray(objective(pi), jnp.float32),
+                                         epsilon=1e-7)
+    pi = np.full((S, A), 1.0 / A, np.float32)
+    values = [float(objective(pi))]
+    for _ in range(60):
+        estimate = TabularEstimate(np.asarray(exact.advantages(mdp, pi), np.float32),
+                                   np.asarray(exact.discounted_visitation(mdp, pi), np.float32))
+        new_pi, _, m = rule.update(pi, (), estimate)
+        assert float(m["alpha"]) >= 0.0
+        pi = np.asarray(new_pi, np.float32)
+        values.append(float(objective(pi)))
+        if m["converged"]:
+            break
+    assert np.all(np.diff(values) > -1e-6)
+    assert abs(values[-1] - optimal_value(mdp)) < 1e-3
