@@ -128,7 +128,8 @@ def train(agent: Agent, env: JaxEnv, *, num_envs: int, num_steps: int, num_itera
     compile_seconds = time.perf_counter() - t0
 
     # Each chunk is dispatched (asynchronously) before the previous chunk's metrics are fetched and
-    # handed to `on_chunk`, so host-side logging overlaps with training. `completed_state` is the
+    # handed to `on_chunk`, so host-side logging overlaps with training wherever dispatch is
+    # asynchronous (GPU; on the CPU pgax turns async dispatch off, see pgax/__init__.py). `completed_state` is the
     # state after the last chunk whose metrics were delivered: what an interrupted run keeps.
     completed_state, completed, done, in_flight, interrupted = state, 0, 0, None, False
     t_start = time.perf_counter()
