@@ -31,7 +31,7 @@ def measure(num_seeds: int, steps: int) -> tuple[float, float, float]:
     env = envs.make("CartPole-v1")
     cfg = PPOConfig(num_envs=4, num_steps=128, epochs=4, minibatches=4, hidden_sizes=(64, 64), activation="tanh")
     iterations = steps // cfg.batch_size
-    agent = make_ppo(cfg, env.observation_space, env.action_space, iterations)
+    agent = make_ppo(cfg, env, iterations)
     result = train(agent, env, num_envs=cfg.num_envs, num_steps=cfg.num_steps, num_iterations=iterations,
                    seeds=list(range(num_seeds)), on_chunk=lambda done, metrics: None)
     total = iterations * cfg.batch_size * num_seeds

@@ -6,6 +6,8 @@ driver) produce it; estimators read it; update rules consume it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 from flax import struct
 
@@ -28,6 +30,12 @@ class Batch:
         advantage:  [T, N] advantage estimate Â_t.
         target:     [T, N] critic regression target (e.g. the λ-return Â_t + V(s_t)).
         value:      [T, N] critic's V(s_t) before the update (for value clipping, diagnostics).
+        sample_weight: [T, N] non-negative weight of each sample in the estimate (None: uniform).
+                    Zero drops a sample (e.g. REINFORCE's unfinished episode at the end of a
+                    rollout); d(s)π(a|s) turns an enumeration of all (s, a) into an exact expectation.
+    Optional driver output:
+        env_state:  environment states at s_t, leading axes [T, N] (JAX-native envs, recorded only
+                    for agents with `record_env_state`, e.g. vine's branch rollouts).
     """
 
     obs: jax.Array
@@ -40,6 +48,8 @@ class Batch:
     advantage: jax.Array | None = None
     target: jax.Array | None = None
     value: jax.Array | None = None
+    sample_weight: jax.Array | None = None
+    env_state: Any = None
 
     @property
     def done(self) -> jax.Array:

@@ -2,7 +2,7 @@
 
 Layer 4.
 
-    pgax train ALGO [--env ID] [--steps N] [--seeds K] [--seed S] [--out DIR] [hyperparameters...]
+    pgax train ALGO [--config FILE.yaml] [--env ID] [--steps N] [--seeds K] [--seed S] [--out DIR] [hyperparameters...]
     pgax list
 
 The options of `pgax train ALGO` are generated (with tyro) from `RunOptions` and the algorithm's
@@ -110,6 +110,10 @@ def parse_train_args(args: list[str]):
             raise SystemExit(0)
         raise ConfigError("name an algorithm: pgax train ALGO [OPTIONS], ALGO one of: " + ", ".join(PRESETS))
     preset = get_preset(args[0])
+    rest, config_path = _pop_config_flag(args[1:])
+    run_default, algo_default = RunOptions(), preset.config_type()
+    if config_path is not None:
+        run_default, algo_default = load_config_file(config_path, preset, run_default, algo_default)
     command_type = dataclasses.make_dataclass(
         f"Train{preset.name.title()}",
         [("run", Annotated[RunOptions, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=RunOptions)),
@@ -117,11 +121,81 @@ def parse_train_args(args: list[str]):
           dataclasses.field(default_factory=preset.config_type))],
         frozen=True,
     )
-    parsed = tyro.cli(command_type, args=args[1:], prog=f"pgax train {preset.name}",
-                      description=preset.summary)
+    parsed = tyro.cli(command_type, args=rest, prog=f"pgax train {preset.name}",
+                      description=preset.summary + " (also: --config FILE.yaml sets defaults for every option)",
+                      default=command_type(run=run_default, algo=algo_default))
     parsed.run.validate()
     parsed.algo.validate()
     return preset, parsed.run, parsed.algo
+
+
+def _pop_config_flag(args: list[str]) -> tuple[list[str], str | None]:
+    """Remove `--config FILE` / `--config=FILE` from `args`; returns (the rest, FILE or None)."""
+    rest, path, i = [], None, 0
+    while i < len(args):
+        if args[i] == "--config":
+            if i + 1 >= len(args):
+                raise ConfigError("--config needs a file: --config FILE.yaml")
+            path, i = args[i + 1], i + 2
+        elif args[i].startswith("--config="):
+            path, i = args[i].split("=", 1)[1], i + 1
+        else:
+            rest.append(args[i])
+            i += 1
+    return rest, path
+
+
+def load_config_file(path: str, preset, run_default: RunOptions, algo_default):
+    """(RunOptions, algorithm config) with the values of a YAML file over the defaults.
+
+    The file is either flat (`lr: 3.0e-4`, `env: Pendulum-v1`, ...: each key a field of the run
+    options or of the algorithm's config) or a run folder's `config.yaml` (keys `run` and `config`),
+    so a saved run can be repeated with `--config runs/<run>/config.yaml`. Flags on the command line
+    override the file. Unknown keys are an error naming the key.
+    """
+    import yaml
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"--config {path}: no such file; give the path of a YAML file")
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--config {path} is not valid YAML ({str(e).splitlines()[0]}); fix the file") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path} must hold a mapping of option: value, got {type(data).__name__}")
+    if "config" in data and isinstance(data["config"], dict):  # a run folder's config.yaml
+        algorithm = data.get("algorithm")
+        if algorithm is not None and algorithm != preset.name:
+            raise ConfigError(f"--config {path} is a run of {algorithm!r}, not {preset.name!r}; "
+                              f"use `pgax train {algorithm} --config {path}`")
+        flat = {**(data.get("run") or {}), **data["config"]}
+    else:
+        flat = {k: v for k, v in data.items() if k != "algorithm"}
+    run_fields = {f.name: f for f in dataclasses.fields(RunOptions)}
+    algo_fields = {f.name: f for f in dataclasses.fields(preset.config_type)}
+    run_values, algo_values = {}, {}
+    for key, value in flat.items():
+        name = str(key).replace("-", "_")
+        if isinstance(value, list):
+            value = tuple(value)
+        if name in algo_fields:
+            algo_values[name] = value
+        elif name in run_fields:
+            run_values[name] = value
+        else:
+            raise ConfigError(f"--config {path}: unknown option {key!r} for {preset.name}; "
+                              f"see `pgax train {preset.name} --help`")
+    for fields, values in ((run_fields, run_values), (algo_fields, algo_values)):
+        for name, value in values.items():
+            default = getattr(run_default if fields is run_fields else algo_default, name)
+            if isinstance(default, bool) != isinstance(value, bool) or (
+                    isinstance(default, (int, float)) and not isinstance(value, (int, float))) or (
+                    isinstance(default, str) and not isinstance(value, str)):
+                raise ConfigError(f"--config {path}: {name} should be like {default!r}, got {value!r}")
+            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+                values[name] = float(value)
+    return dataclasses.replace(run_default, **run_values), dataclasses.replace(algo_default, **algo_values)
 
 
 def train_command(args: list[str]) -> int:
@@ -143,7 +217,7 @@ def train_command(args: list[str]) -> int:
         raise ConfigError(f"--steps {run.steps} is less than one batch of num_envs × num_steps = {batch_size}; "
                           f"raise --steps to at least {batch_size}")
     seeds = list(range(run.seed, run.seed + run.seeds))
-    agent = preset.make_agent(config, env.observation_space, env.action_space, num_iterations)
+    agent = preset.make_agent(config, env, num_iterations)
     chunk = run.chunk_iterations or default_chunk_iterations(num_iterations)
 
     run_dir = make_run_dir(run.out, preset.name, run.env)

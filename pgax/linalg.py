@@ -81,10 +81,12 @@ def flat_fn(fn: Callable[[Any], Any], params: Any) -> tuple[Callable[[jax.Array]
     return (lambda v: fn(unravel(v))), flat, unravel
 
 
-def fisher_vector_product(dist_fn: Callable[[Any], Any], params: Any) -> Callable[[Any], Any]:
+def fisher_vector_product(dist_fn: Callable[[Any], Any], params: Any,
+                          weights: jax.Array | None = None) -> Callable[[Any], Any]:
     """v ↦ F v, the Fisher of the policy averaged over a batch of states, without forming F.
 
-        F = (1/B) Σ_i J_iᵀ M_i J_i,   J_i = ∂ (distribution parameters at s_i) / ∂θ,
+        F = Σ_i w_i J_iᵀ M_i J_i,     J_i = ∂ (distribution parameters at s_i) / ∂θ,
+        w_i = 1/B (default) or the given `weights` [B] normalised to sum 1,
         M_i = the distribution's Fisher w.r.t. its own parameters (its `fisher_vector_product`).
 
     This equals E_s E_{a~π}[∇log π ∇log πᵀ] (12.9) and the Hessian of the mean KL(π_θ ‖ π_θ') at
@@ -96,11 +98,16 @@ def fisher_vector_product(dist_fn: Callable[[Any], Any], params: Any) -> Callabl
     """
     dist, vjp_fn = jax.vjp(dist_fn, params)
     batch_size = jax.tree_util.tree_leaves(dist)[0].shape[0]
+    if weights is None:
+        scale = jnp.full((batch_size,), 1.0 / batch_size)
+    else:
+        scale = weights / jnp.sum(weights)
 
     def product(v):
         _, tangent = jax.jvp(dist_fn, (params,), (v,))
         weighted = dist.fisher_vector_product(tangent)
-        (fv,) = vjp_fn(jax.tree_util.tree_map(lambda x: x / batch_size, weighted))
+        (fv,) = vjp_fn(jax.tree_util.tree_map(
+            lambda x: x * scale.reshape(scale.shape + (1,) * (x.ndim - 1)).astype(x.dtype), weighted))
         return fv
 
     return product

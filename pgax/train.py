@@ -53,7 +53,9 @@ def make_iteration(agent: Agent, env: JaxEnv, num_envs: int, num_steps: int):
     def iteration(state: TrainState):
         key, rollout_key, learn_key = jax.random.split(state.key, 3)
         batch, env_state, obs, info = scan_rollout(agent.act, state.agent.params, env, state.env_state,
-                                                   state.obs, rollout_key, num_steps)
+                                                   state.obs, rollout_key, num_steps, agent.record_env_state)
+        if agent.record_env_state:  # the agent sees the states of the env it was built for, not the wrapper's
+            batch = batch.replace(env_state=batch.env_state.inner)
         agent_state, metrics = agent.learn(state.agent, batch, learn_key)
         last_length = jnp.where(info["last_length"][-1] > 0, info["last_length"][-1], jnp.nan)
         metrics = {"episode_return_mean": jnp.nanmean(info["last_return"][-1]),

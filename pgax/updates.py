@@ -174,26 +174,39 @@ def ppo_clip(policy_apply: Callable, value_apply: Callable, optimizer: optax.Gra
 
 
 class PolicySamples(NamedTuple):
-    """Flat samples for a policy update: obs [B, ...], action [B, ...], advantage [B], and the
-    behaviour distribution π_θ at update time (a distribution pytree with batch shape [B])."""
+    """Flat samples for a policy update: obs [B, ...], action [B, ...], advantage [B], the
+    behaviour distribution π_θ at update time (a distribution pytree with batch shape [B]), and
+    weight [B], the normalised sample weights (sum 1; 1/B each unless the batch has
+    `sample_weight`). Every "mean_i" below is the weighted mean Σ_i w_i (·)."""
 
     obs: jax.Array
     action: jax.Array
     advantage: jax.Array
     old_dist: Any
     old_log_prob: jax.Array
+    weight: jax.Array
 
 
 def policy_samples(policy_apply: Callable, params, batch: Batch, normalize_advantages: bool = False) -> PolicySamples:
-    """Flatten a batch to [B] samples and record π_θ (stop-gradient) on them."""
+    """Flatten a batch to [B] samples and record π_θ (stop-gradient) on them.
+
+    With `normalize_advantages`, Â is standardised with the weighted mean and standard deviation.
+    """
     lead = batch.advantage.ndim
     flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[lead:]),
                                   (batch.obs, batch.action, batch.advantage))
     obs, action, advantage = flat
+    if batch.sample_weight is None:
+        weight = jnp.full(advantage.shape, 1.0 / advantage.shape[0], advantage.dtype)
+    else:
+        raw = batch.sample_weight.reshape(-1).astype(advantage.dtype)
+        weight = raw / jnp.maximum(jnp.sum(raw), 1e-30)
     if normalize_advantages:
-        advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+        mean = jnp.sum(weight * advantage)
+        std = jnp.sqrt(jnp.sum(weight * jnp.square(advantage - mean)))
+        advantage = (advantage - mean) / (std + 1e-8)
     old_dist = jax.lax.stop_gradient(policy_apply(params, obs))
-    return PolicySamples(obs, action, advantage, old_dist, old_dist.log_prob(action))
+    return PolicySamples(obs, action, advantage, old_dist, old_dist.log_prob(action), weight)
 
 
 def surrogate_objective(policy_apply: Callable, params, samples: PolicySamples) -> jax.Array:
@@ -202,12 +215,12 @@ def surrogate_objective(policy_apply: Callable, params, samples: PolicySamples) 
     At θ' = θ its gradient is the policy gradient mean_i[∇log π_θ(a_i|s_i) Â_i] (Exercise 12.1).
     """
     log_prob = policy_apply(params, samples.obs).log_prob(samples.action)
-    return jnp.mean(jnp.exp(log_prob - samples.old_log_prob) * samples.advantage)
+    return jnp.sum(samples.weight * jnp.exp(log_prob - samples.old_log_prob) * samples.advantage)
 
 
 def mean_kl(policy_apply: Callable, params, samples: PolicySamples) -> jax.Array:
     """Surrogate constraint (12.19): mean_i KL(π_θ(·|s_i) ‖ π_θ'(·|s_i)) over the sampled states."""
-    return jnp.mean(samples.old_dist.kl(policy_apply(params, samples.obs)))
+    return jnp.sum(samples.weight * samples.old_dist.kl(policy_apply(params, samples.obs)))
 
 
 def restricted_step(grad: jax.Array, epsilon: float) -> jax.Array:
@@ -235,7 +248,7 @@ def _flat_policy_problem(policy_apply, params, batch, normalize_advantages):
 
 def _natural_direction(policy_apply, params, samples, unravel, grad, *, solver, cg_iters, cg_tol, damping):
     """u ≈ (F + λI)⁻¹ g and a flat Fisher product, by CG on Fisher-vector products or a dense solve."""
-    fvp_tree = linalg.fisher_vector_product(lambda p: policy_apply(p, samples.obs), params)
+    fvp_tree = linalg.fisher_vector_product(lambda p: policy_apply(p, samples.obs), params, samples.weight)
 
     def fvp(v):
         return ravel_pytree(fvp_tree(unravel(v)))[0]
@@ -277,20 +290,29 @@ def _check_solver(solver):
         raise ValueError(f"unknown natural-gradient solver {solver!r}; use 'cg', 'dense' or 'pinv'")
 
 
-def gradient_ascent(policy_apply: Callable, learning_rate: float, *, max_grad_norm: float | None = None,
-                    clip_value: float | None = None, normalize_advantages: bool = False) -> UpdateRule:
+def gradient_ascent(policy_apply: Callable, learning_rate: float | optax.Schedule | None = None, *,
+                    max_grad_norm: float | None = None, clip_value: float | None = None,
+                    normalize_advantages: bool = False,
+                    optimizer: optax.GradientTransformation | None = None) -> UpdateRule:
     """θ ← θ + α ∇U (12.1), ∇U the gradient of the surrogate at θ (the policy gradient).
 
     Gradient scaling (12.2, first form): rescale ∇U to L2 norm at most `max_grad_norm`
     (`optax.clip_by_global_norm`); gradient clipping (12.2, second form): clip each component to
-    [−clip_value, clip_value] (`optax.clip`). The state is the optax state.
+    [−clip_value, clip_value] (`optax.clip`). The step is α g (`learning_rate`), or, with
+    `optimizer` (an optax *descent* transformation such as `optax.adam(lr)`), the optimizer's step
+    on −∇U. The state is the optax state.
     """
+    if (learning_rate is None) == (optimizer is None):
+        raise ValueError("gradient_ascent: give exactly one of learning_rate and optimizer")
     parts = []
     if max_grad_norm is not None:
         parts.append(optax.clip_by_global_norm(max_grad_norm))
     if clip_value is not None:
         parts.append(optax.clip(clip_value))
-    parts.append(optax.scale(learning_rate))  # ascent: θ + α g
+    if optimizer is None:
+        parts.append(optax.scale_by_learning_rate(learning_rate, flip_sign=False))  # ascent: θ + α g
+    else:
+        parts.extend([optax.scale(-1.0), optimizer])  # the optimizer descends on the loss −U
     transform = optax.chain(*parts)
 
     def update(params, state, batch: Batch, key=None):
@@ -440,6 +462,7 @@ def kl_penalty(policy_apply: Callable, optimizer: optax.GradientTransformation, 
 
         def step(carry, mb):
             params, opt_state = carry
+            mb = mb._replace(weight=mb.weight / jnp.maximum(jnp.sum(mb.weight), 1e-30))
             (_, _), grads = grad_fn(params, mb, state.beta)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), optax.tree.norm(grads)
@@ -522,3 +545,80 @@ def conservative_policy_iteration(gamma: float, *, alpha: float | None = None, e
             "converged": converged.astype(jnp.float32)}
 
     return UpdateRule(lambda pi: (), update)
+
+
+# ---------------------------------------------------------------------------------------------
+# Critic fitting and composition: a critic rule trains `params["value"]` on the batch's targets;
+# `actor_critic` runs a policy rule on `params["policy"]` and a critic rule on `params["value"]`.
+# ---------------------------------------------------------------------------------------------
+
+
+def value_regression(value_apply: Callable, optimizer: optax.GradientTransformation, *, epochs: int = 5,
+                     minibatches: int = 4) -> UpdateRule:
+    """Fit V_w to the batch's `target` by least squares: `epochs` passes of `minibatches` shuffled
+    minibatches of optimizer steps on ½ mean_i (V_w(s_i) − target_i)² (weighted by the batch's
+    `sample_weight` where given; zero-weight samples are ignored).
+
+    This is the baseline / critic re-fit of REINFORCE with baseline, NPG, TRPO and vine: the critic
+    is trained after the policy step on the same batch, so the advantages the policy used came from
+    the critic before it saw this batch. `params` is the critic's parameter pytree.
+    Metrics: value_loss (on the whole batch after fitting), explained_variance (of the critic's
+    values before fitting, `batch.value`, against the targets when given).
+    """
+
+    def loss_fn(w, obs, target, weight):
+        return 0.5 * jnp.sum(weight * jnp.square(value_apply(w, obs) - target)) / jnp.maximum(jnp.sum(weight), 1e-30)
+
+    grad_fn = jax.grad(loss_fn)
+
+    def update(w, opt_state, batch: Batch, key: jax.Array):
+        obs = batch.obs.reshape((-1,) + batch.obs.shape[batch.target.ndim:])
+        target = batch.target.reshape(-1)
+        weight = (jnp.ones_like(target) if batch.sample_weight is None
+                  else batch.sample_weight.reshape(-1).astype(target.dtype))
+        num = target.shape[0]
+        if num % minibatches:
+            raise ValueError(f"value_regression: {minibatches} minibatches do not divide the batch of {num} samples")
+        data = (obs, target, weight)
+
+        def step(carry, mb):
+            w, opt_state = carry
+            grads = grad_fn(w, *mb)
+            updates, opt_state = optimizer.update(grads, opt_state, w)
+            return (optax.apply_updates(w, updates), opt_state), None
+
+        def epoch(carry, k):
+            order = jax.random.permutation(k, num)
+            shuffled = jax.tree_util.tree_map(
+                lambda x: jnp.take(x, order, axis=0).reshape((minibatches, -1) + x.shape[1:]), data)
+            return jax.lax.scan(step, carry, shuffled)[0], None
+
+        (w, opt_state), _ = jax.lax.scan(epoch, (w, opt_state), jax.random.split(key, epochs))
+        metrics = {"value_loss": loss_fn(w, obs, target, weight)}
+        if batch.value is not None:
+            metrics["explained_variance"] = explained_variance(batch.value.reshape(-1), target)
+        return w, opt_state, metrics
+
+    return UpdateRule(optimizer.init, update)
+
+
+def actor_critic(policy_rule: UpdateRule, value_rule: UpdateRule) -> UpdateRule:
+    """Compose a policy rule (on `params["policy"]`) with a critic rule (on `params["value"]`).
+
+    Both see the same batch (its advantages computed by the caller from the critic before the
+    update); the critic's metrics are prefixed by nothing and merged with the policy's (the policy
+    rule wins on a name clash except `value_loss` and `explained_variance`, which come from the critic).
+    State: (policy rule state, critic rule state).
+    """
+
+    def init(params):
+        return (policy_rule.init(params["policy"]), value_rule.init(params["value"]))
+
+    def update(params, state, batch: Batch, key: jax.Array):
+        policy_key, value_key = jax.random.split(key)
+        policy, policy_state, policy_metrics = policy_rule.update(params["policy"], state[0], batch, policy_key)
+        value, value_state, value_metrics = value_rule.update(params["value"], state[1], batch, value_key)
+        return {**params, "policy": policy, "value": value}, (policy_state, value_state), {
+            **policy_metrics, **value_metrics}
+
+    return UpdateRule(init, update)

@@ -75,7 +75,7 @@ def test_every_registered_seed_env_makes_and_rolls_out():
     from pgax.envs import SEED_ENVS
     for env_id in SEED_ENVS:
         env = episode_statistics(envs.make(env_id))
-        agent = make_ppo(PPOConfig(hidden_sizes=(8,)), env.observation_space, env.action_space, 1)
+        agent = make_ppo(PPOConfig(hidden_sizes=(8,)), env, 1)
         obs, state = vector_reset(env, jax.random.PRNGKey(0), 2)
         params = agent.init(jax.random.PRNGKey(1), obs[0]).params
         batch, *_ = scan_rollout(agent.act, params, env, state, obs, jax.random.PRNGKey(2), 4)

@@ -13,7 +13,7 @@ from tests.helpers import counter_env
 
 def small_ppo(env, iterations):
     cfg = PPOConfig(num_envs=2, num_steps=16, minibatches=2, epochs=2, hidden_sizes=(16,))
-    return cfg, make_ppo(cfg, env.observation_space, env.action_space, iterations)
+    return cfg, make_ppo(cfg, env, iterations)
 
 
 def leaves(tree):
@@ -75,7 +75,7 @@ def test_ppo_solves_cartpole_for_three_of_three_seeds():
     env = envs.make("CartPole-v1")
     cfg = PPOConfig()
     iterations = 500_000 // cfg.batch_size
-    agent = make_ppo(cfg, env.observation_space, env.action_space, iterations)
+    agent = make_ppo(cfg, env, iterations)
     result = train(agent, env, num_envs=cfg.num_envs, num_steps=cfg.num_steps, num_iterations=iterations,
                    seeds=[0, 1, 2])
     returns = evaluate(agent, env, result.state.agent.params, jax.random.PRNGKey(10_000), episodes=100)

@@ -50,3 +50,6 @@ class JaxEnv(NamedTuple):
     observation_space: Box
     action_space: Space
     max_episode_steps: int
+    model: Any = None
+    """The exact model when one is known (a `pgax.exact.TabularMDP` for the tabular envs, an
+    `LQRProblem` for LQR), for exact-advantage modes and oracle checks; None otherwise."""

@@ -220,7 +220,7 @@ def lqr_env(problem: LQRProblem, horizon: int, noise_std: float = 0.0) -> JaxEnv
 
     inf = float("inf")
     return JaxEnv(f"LQR-n{n}m{m}-T{horizon}", reset, step, Box.from_bounds((n,), -inf, inf),
-                  Box.from_bounds((m,), -inf, inf), horizon)
+                  Box.from_bounds((m,), -inf, inf), horizon, model=problem)
 
 
 # ------------------------------------------------------------------------- exact analysis (float64)

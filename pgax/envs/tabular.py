@@ -212,7 +212,7 @@ def make_tabular_env(mdp: TabularMDP, max_episode_steps: int = 200, name: str = 
                           terminated=terminated, truncated=truncated, final_obs=one_hot(next_state), info={})
 
     obs_space = Box.from_bounds((num_states,), 0.0, 1.0)
-    return JaxEnv(name, reset, step, obs_space, Discrete(num_actions), int(max_episode_steps))
+    return JaxEnv(name, reset, step, obs_space, Discrete(num_actions), int(max_episode_steps), model=mdp)
 
 
 @struct.dataclass

@@ -1,0 +1,193 @@
+"""What every preset shares: the `Agent` it returns, its `Preset` entry, config validation, and the
+policy / critic factories and advantage estimators presets compose.
+
+Layer 2. A preset is a frozen dataclass of hyperparameters (one docstring per field; the CLI is
+generated from it) and a builder `make_agent(config, env, num_iterations)` that returns an `Agent`:
+the pure functions the trainer needs.
+
+    Agent.init(key, obs)                   -> AgentState (params and update-rule state)
+    Agent.act(params, obs, key)            -> (action, log_prob)  sampling for rollouts
+    Agent.act_deterministic(params, obs)   -> action              the mode, for evaluation
+    Agent.learn(agent_state, batch, key)   -> (agent_state, metrics)
+
+`env` is the `JaxEnv` (or any object with `observation_space`, `action_space`, `max_episode_steps`
+and `model`); presets read its spaces, and the ones that need more (the exact model of a tabular
+MDP, resettable states for vine) say so with a `ConfigError` when it is missing. Every config has
+`num_envs` and `num_steps`: one iteration is a rollout of num_envs × num_steps transitions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+from flax import struct
+
+from pgax import estimators
+from pgax.batch import Batch
+from pgax.critics import mlp_value
+from pgax.errors import ConfigError
+from pgax.policies import ACTIVATIONS, Model, linear_gaussian_policy, mlp_policy, tabular_softmax_policy
+from pgax.spaces import Box, Discrete
+
+POLICY_KINDS = ("mlp", "linear", "tabular")
+
+
+@struct.dataclass
+class AgentState:
+    """params: pytree trained by the update rule; update_state: the rule's own state."""
+
+    params: Any
+    update_state: Any
+
+
+class Agent(NamedTuple):
+    """The pure functions of a trained algorithm (see the module docstring).
+
+    `record_env_state`: the rollout must record the environment states in `Batch.env_state`
+    (vine's branch rollouts restart from them).
+    """
+
+    init: Callable
+    act: Callable
+    act_deterministic: Callable
+    learn: Callable
+    record_env_state: bool = False
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named algorithm: its config type, agent builder and one-line description."""
+
+    name: str
+    config_type: type
+    make_agent: Callable
+    summary: str
+
+
+def flag(field_name: str) -> str:
+    """The CLI flag of a config field: clip_eps -> clip-eps."""
+    return field_name.replace("_", "-")
+
+
+def check_positive_ints(config, names: Iterable[str]) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if value <= 0:
+            raise ConfigError(f"--{flag(name)} must be a positive integer, got {value}")
+
+
+def check_positive(config, names: Iterable[str]) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if not value > 0:
+            raise ConfigError(f"--{flag(name)} must be positive, got {value}")
+
+
+def check_non_negative(config, names: Iterable[str]) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if not value >= 0:
+            raise ConfigError(f"--{flag(name)} must be non-negative, got {value}")
+
+
+def check_unit_interval(config, names: Iterable[str]) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"--{flag(name)} must lie in [0, 1], got {value}")
+
+
+def check_divides(config, minibatches_field: str = "minibatches") -> None:
+    minibatches = getattr(config, minibatches_field)
+    batch = config.num_envs * config.num_steps
+    if batch % minibatches:
+        raise ConfigError(
+            f"--{flag(minibatches_field)} {minibatches} does not divide the batch of num_envs × num_steps = "
+            f"{config.num_envs} × {config.num_steps} = {batch}; choose a divisor of {batch}")
+
+
+def check_network(config) -> None:
+    """hidden_sizes, activation and (when present) policy kind."""
+    if not config.hidden_sizes or any(h <= 0 for h in config.hidden_sizes):
+        raise ConfigError(f"--hidden-sizes must be positive widths, got {config.hidden_sizes}")
+    if config.activation not in ACTIVATIONS:
+        raise ConfigError(f"--activation {config.activation!r} is not known; use one of {sorted(ACTIVATIONS)}")
+    kind = getattr(config, "policy", "mlp")
+    if kind not in POLICY_KINDS:
+        raise ConfigError(f"--policy {kind!r} is not known; use one of {', '.join(POLICY_KINDS)}")
+
+
+def make_policy(config, env) -> Model:
+    """The policy a config asks for on `env`'s spaces (`config.policy`, default "mlp"):
+
+    - "mlp": `mlp_policy` — Categorical for Discrete actions, state-independent-log-std Gaussian for Box;
+    - "linear": the seeds' linear Gaussian N(θ_{1:d}·s, θ_{d+1}²) (scalar Box action, e.g. the
+      simple regulator; `config.linear_init` sets θ0 when the config has it);
+    - "tabular": softmax over a table θ[s] (one-hot observations, Discrete actions; tabular MDPs).
+    """
+    kind = getattr(config, "policy", "mlp")
+    obs_space, action_space = env.observation_space, env.action_space
+    if kind == "mlp":
+        return mlp_policy(action_space, config.hidden_sizes, config.activation,
+                          getattr(config, "init_log_std", 0.0))
+    if kind == "linear":
+        if not (isinstance(action_space, Box) and action_space.dim == 1):
+            raise ConfigError(f"--policy linear needs a scalar Box action; this environment's is {action_space!r}. "
+                              "Use --policy mlp")
+        obs_dim = int(obs_space.shape[-1])
+        init = getattr(config, "linear_init", None)
+        if init is not None and len(init) != obs_dim + 1:
+            raise ConfigError(f"--linear-init needs {obs_dim + 1} numbers (weights then σ), got {len(init)}")
+        return linear_gaussian_policy(obs_dim, tuple(init) if init is not None else None)
+    if kind == "tabular":
+        if not isinstance(action_space, Discrete):
+            raise ConfigError(f"--policy tabular needs Discrete actions; this environment's are {action_space!r}")
+        return tabular_softmax_policy(int(obs_space.shape[-1]), action_space.n)
+    raise ConfigError(f"--policy {kind!r} is not known; use one of {', '.join(POLICY_KINDS)}")
+
+
+def make_value(config) -> Model:
+    """The state-value critic V_w(s): an MLP of the config's hidden sizes and activation."""
+    return mlp_value(config.hidden_sizes, config.activation)
+
+
+def add_gae(batch: Batch, value_apply: Callable, value_params, gamma: float, lambda_: float) -> Batch:
+    """Fill `advantage` (GAE(λ)), `target` (λ-return Â + V) and `value` (V(s_t)) of a [T, N] batch.
+
+    discount_t = γ (1 − terminated_t); truncated episodes bootstrap from V(next_obs).
+    """
+    v_tm1 = value_apply(value_params, batch.obs)
+    v_t = value_apply(value_params, batch.next_obs)
+    discount = gamma * (1.0 - batch.terminated.astype(v_t.dtype))
+    gae = jax.vmap(estimators.gae, in_axes=(1, 1, 1, 1, None, 1), out_axes=1)
+    advantage = gae(batch.reward, discount, v_tm1, v_t, lambda_, batch.truncated)
+    return batch.replace(advantage=advantage, target=advantage + v_tm1, value=v_tm1)
+
+
+def sample_action(policy: Model):
+    """`act(params, obs, key) -> (action, log_prob)` sampling from `policy` on params["policy"]."""
+
+    def act(params, obs, key):
+        dist = policy.apply(params["policy"], obs)
+        action = dist.sample(key)
+        return action, dist.log_prob(action)
+
+    return act
+
+
+def mode_action(policy: Model):
+    """`act_deterministic(params, obs) -> action`: the mode of `policy` on params["policy"]."""
+
+    def act_deterministic(params, obs):
+        return policy.apply(params["policy"], obs).mode()
+
+    return act_deterministic
+
+
+def config_to_dict(config) -> dict:
+    """A plain dict of a config dataclass (tuples become lists), for YAML and JSON."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
