@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import tyro
 
 from pgax.errors import ConfigError
@@ -27,11 +28,13 @@ from pgax.errors import ConfigError
 USAGE = """usage: pgax COMMAND ...
 
 commands:
-  train ALGO   train an algorithm on an environment (pgax train ALGO --help for its options)
-  list         list the algorithms and environments
+  train ALGO              train an algorithm on an environment (pgax train ALGO --help for its options)
+  compare ALGO[,ALGO...]  train several algorithms on one environment; table with 95% CIs and a PNG
+  list                    list the algorithms and environments
 
-example:
+examples:
   pgax train ppo --env CartPole-v1 --steps 500000 --seeds 3
+  pgax compare ppo,trpo,a2c --env CartPole-v1 --steps 300000 --seeds 5
 """
 
 
@@ -82,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             return train_command(rest)
         if command == "list":
             return list_command()
-        raise ConfigError(f"unknown command {command!r}; use one of: train, list (pgax --help)")
+        if command == "compare":
+            return compare_command(rest)
+        raise ConfigError(f"unknown command {command!r}; use one of: train, compare, list (pgax --help)")
     except ConfigError as e:
         return fail(str(e))
 
@@ -200,7 +205,15 @@ def load_config_file(path: str, preset, run_default: RunOptions, algo_default):
 
 def train_command(args: list[str]) -> int:
     preset, run, config = parse_train_args(args)
+    summary = run_training(preset, run, config)
+    return 130 if summary["interrupted"] else 0
 
+
+def run_training(preset, run: RunOptions, config, run_dir: Path | None = None) -> dict:
+    """Train `preset` with `config` as `run` asks, write the run folder, return summary.json's dict.
+
+    `run_dir`: the folder to write (created if needed); default `run.out/<date-time>-<algo>-<env>/`.
+    """
     import jax
     import numpy as np
 
@@ -220,7 +233,10 @@ def train_command(args: list[str]) -> int:
     agent = preset.make_agent(config, env, num_iterations)
     chunk = run.chunk_iterations or default_chunk_iterations(num_iterations)
 
-    run_dir = make_run_dir(run.out, preset.name, run.env)
+    if run_dir is None:
+        run_dir = make_run_dir(run.out, preset.name, run.env)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
     write_yaml(run_dir / "config.yaml", {
         "algorithm": preset.name,
         "env": run.env,
@@ -283,7 +299,117 @@ def train_command(args: list[str]) -> int:
     _plot(run_dir, preset.name, run.env, run.seeds)
     print(f"pgax: {steps_done * run.seeds:,} steps in {result.train_seconds:.1f} s ({train_sps:,.0f} steps/s, "
           f"compile {result.compile_seconds:.1f} s, wall {total_seconds:.1f} s); results in {run_dir}")
-    return 130 if result.interrupted else 0
+    summary["run_dir"] = str(run_dir)
+    return summary
+
+
+COMPARE_USAGE = """usage: pgax compare ALGO[,ALGO...] [--config ALGO=FILE.yaml ...] [run options]
+
+Trains each algorithm (its seeds vmapped, one algorithm after another) on the same environment for
+the same steps and seeds, then prints a table (final deterministic-evaluation return: mean over
+seeds and its 95% bootstrap confidence interval; training steps/s; wall time) and writes
+<out>/<date-time>-compare-<env>/ with comparison.png (learning curves: mean and 95% bootstrap band
+per algorithm), comparison.json, and one run folder per algorithm.
+
+--config ALGO=FILE   hyperparameters of ALGO from a YAML file (its algorithm fields; repeatable).
+run options          as for `pgax train` (--env, --steps, --seeds, --seed, --out, --eval-episodes, ...).
+"""
+
+
+def parse_compare_args(args: list[str]):
+    """([(preset, config)], RunOptions) from the arguments after `pgax compare`."""
+    from pgax.algorithms import get_preset
+
+    if not args or args[0] in ("-h", "--help"):
+        if args:
+            print(COMPARE_USAGE)
+            raise SystemExit(0)
+        raise ConfigError("name the algorithms: pgax compare ALGO[,ALGO...] [OPTIONS] (pgax compare --help)")
+    if args[0].startswith("-"):
+        raise ConfigError("name the algorithms first: pgax compare ALGO[,ALGO...] [OPTIONS]")
+    names = [n.strip() for n in args[0].split(",") if n.strip()]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"each algorithm once, please: got {args[0]!r}")
+    presets = [get_preset(n) for n in names]
+    rest, files = [], {}
+    i = 1
+    while i < len(args):
+        arg = args[i]
+        if arg == "--config" or arg.startswith("--config="):
+            value = args[i + 1] if arg == "--config" and i + 1 < len(args) else arg.partition("=")[2]
+            i += 2 if arg == "--config" else 1
+            algo, sep, path = value.partition("=")
+            if not sep or algo not in names:
+                raise ConfigError(f"--config for compare takes ALGO=FILE.yaml with ALGO one of {', '.join(names)}; "
+                                  f"got {value!r}")
+            files[algo] = path
+        else:
+            rest.append(arg)
+            i += 1
+    run = tyro.cli(RunOptions, args=rest, prog="pgax compare ALGO[,ALGO...]", description=COMPARE_USAGE)
+    run.validate()
+    chosen = []
+    for preset in presets:
+        config = preset.config_type()
+        if preset.name in files:
+            _, config = load_config_file(files[preset.name], preset, RunOptions(), config)
+        config.validate()
+        chosen.append((preset, config))
+    return chosen, run
+
+
+def compare_command(args: list[str]) -> int:
+    import numpy as np
+
+    from pgax.logging import make_run_dir, read_metrics, write_json
+    from pgax.plotting import plot_curves
+    from pgax.stats import bootstrap_ci
+
+    chosen, run = parse_compare_args(args)
+    out = make_run_dir(run.out, "compare", run.env)
+    print(f"pgax: comparing {', '.join(p.name for p, _ in chosen)} on {run.env}: {run.seeds} seed(s) × "
+          f"{run.steps:,} steps each → {out}")
+    rows, curves, interrupted = [], {}, False
+    for preset, config in chosen:
+        summary = run_training(preset, run, config, run_dir=out / preset.name)
+        metrics = read_metrics(out / preset.name / "metrics.csv") if (out / preset.name / "metrics.csv").exists() else {}
+        if metrics:
+            curves[preset.name] = (metrics["step"], metrics["seed"], metrics["episode_return_mean"])
+        per_seed = summary["final_return_per_seed"]
+        row = {"algorithm": preset.name, "steps": summary["steps"], "seeds": run.seeds,
+               "final_return_mean": summary["final_return_mean"], "ci95_low": None, "ci95_high": None,
+               "final_return_per_seed": per_seed, "steps_per_second": summary["steps_per_second"],
+               "compile_seconds": summary["compile_seconds"], "wall_seconds": summary["wall_seconds"]}
+        if per_seed:
+            low, high = bootstrap_ci(np.asarray(per_seed))
+            row["ci95_low"], row["ci95_high"] = float(low), float(high)
+        rows.append(row)
+        if summary["interrupted"]:
+            interrupted = True
+            print("pgax: comparison interrupted; the table covers the algorithms trained so far")
+            break
+    if curves:
+        plot_curves(out / "comparison.png", curves, f"{run.env}", run.seeds, band="ci")
+    write_json(out / "comparison.json", {"env": run.env, "steps_requested": run.steps, "seeds": run.seeds,
+                                          "eval_episodes": run.eval_episodes, "rows": rows})
+    print()
+    print(format_comparison(rows, run.env, run.seeds, run.eval_episodes))
+    print(f"\nresults in {out} (comparison.png, comparison.json, one folder per algorithm)")
+    return 130 if interrupted else 0
+
+
+def format_comparison(rows: list[dict], env_id: str, num_seeds: int, eval_episodes: int) -> str:
+    """The comparison table as fixed-width text."""
+    head = f"{'algorithm':<20} {'final return':>12} {'95% CI':>20} {'steps/s':>10} {'wall s':>8}"
+    lines = [f"{env_id}: deterministic evaluation ({eval_episodes} episodes per seed), mean over {num_seeds} seed(s); "
+             "CI: percentile bootstrap over seeds", head, "-" * len(head)]
+    for r in rows:
+        ret = "-" if r["final_return_mean"] is None else f"{r['final_return_mean']:.1f}"
+        ci = "-" if r["ci95_low"] is None else f"[{r['ci95_low']:.1f}, {r['ci95_high']:.1f}]"
+        sps = r["steps_per_second"]
+        sps = f"{sps:,.0f}" if sps is not None and np.isfinite(sps) else "-"
+        lines.append(f"{r['algorithm']:<20} {ret:>12} {ci:>20} {sps:>10} {r['wall_seconds']:>8.1f}")
+    return "\n".join(lines)
 
 
 def _plot(run_dir: Path, algorithm: str, env_id: str, num_seeds: int) -> None:

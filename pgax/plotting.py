@@ -21,12 +21,7 @@ def curve_over_seeds(step: np.ndarray, seed: np.ndarray, value: np.ndarray):
 
     The band is the minimum and maximum over seeds at each step.
     """
-    steps = np.unique(step)
-    seeds = np.unique(seed)
-    table = np.full((len(seeds), len(steps)), np.nan)
-    for i, s in enumerate(seeds):
-        mask = seed == s
-        table[i, np.searchsorted(steps, step[mask])] = value[mask]
+    steps, table = seed_table(step, seed, value)
     keep = ~np.all(np.isnan(table), axis=0)
     table, steps = table[:, keep], steps[keep]
     with warnings.catch_warnings():  # all-NaN columns were dropped above; single NaNs are skipped
@@ -34,18 +29,54 @@ def curve_over_seeds(step: np.ndarray, seed: np.ndarray, value: np.ndarray):
         return steps, np.nanmean(table, 0), np.nanmin(table, 0), np.nanmax(table, 0)
 
 
+def seed_table(step: np.ndarray, seed: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (step, seed, value) → (steps [K], table [num_seeds, K]) with NaN where a seed has no value."""
+    steps, seeds = np.unique(step), np.unique(seed)
+    table = np.full((len(seeds), len(steps)), np.nan)
+    for i, s in enumerate(seeds):
+        mask = seed == s
+        table[i, np.searchsorted(steps, step[mask])] = value[mask]
+    return steps, table
+
+
+def curve_ci_over_seeds(step: np.ndarray, seed: np.ndarray, value: np.ndarray, confidence: float = 0.95):
+    """Rows (step, seed, value) → (steps, mean, low, high): mean over seeds and its percentile
+    bootstrap confidence interval at each step (steps where no seed has a value are dropped)."""
+    from pgax.stats import bootstrap_ci
+
+    steps, table = seed_table(step, seed, value)
+    keep = ~np.all(np.isnan(table), axis=0)
+    steps, table = steps[keep], table[:, keep]
+    mean, low, high = (np.empty(len(steps)) for _ in range(3))
+    for k in range(len(steps)):
+        column = table[:, k][np.isfinite(table[:, k])]
+        mean[k] = column.mean()
+        low[k], high[k] = bootstrap_ci(column, confidence, resamples=2000, seed=k)
+    return steps, mean, low, high
+
+
 def plot_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], title: str,
-                num_seeds: int) -> None:
-    """One line per label (mean over seeds) with a shaded min–max band; written to `path`."""
+                num_seeds: int, band: str = "minmax") -> None:
+    """One line per label (mean over seeds) with a shaded band; written to `path`.
+
+    band: "minmax" (minimum and maximum over seeds) or "ci" (95% percentile-bootstrap confidence
+    interval of the mean over seeds).
+    """
+    if band not in ("minmax", "ci"):
+        raise ValueError(f"plot_curves: band must be 'minmax' or 'ci', got {band!r}")
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for label, (step, seed, value) in curves.items():
-        steps, mean, low, high = curve_over_seeds(step, seed, value)
+        if band == "ci":
+            steps, mean, low, high = curve_ci_over_seeds(step, seed, value)
+        else:
+            steps, mean, low, high = curve_over_seeds(step, seed, value)
         (line,) = ax.plot(steps, mean, label=label, lw=1.8)
         if num_seeds > 1:
             ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, lw=0)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("episode return")
-    band = f"mean and min–max over {num_seeds} seeds" if num_seeds > 1 else "1 seed"
+    what = "95% bootstrap CI" if band == "ci" else "min–max"
+    band = f"mean and {what} over {num_seeds} seeds" if num_seeds > 1 else "1 seed"
     ax.set_title(f"{title} ({band})", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")

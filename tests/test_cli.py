@@ -74,3 +74,43 @@ def test_bad_input_via_the_installed_command_has_no_traceback():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "pgax: error: --clip-eps must be positive, got -1.0"
+
+
+def test_config_file_sets_defaults_and_flags_override(tmp_path):
+    from pgax.algorithms import get_preset
+    from pgax.cli import parse_train_args
+
+    file = tmp_path / "ppo.yaml"
+    file.write_text("env: Acrobot-v1\nsteps: 8192\nlr: 1.0e-3\nhidden_sizes: [32, 16]\nanneal_lr: false\n")
+    preset, run, config = parse_train_args(["ppo", "--config", str(file), "--lr", "5e-4"])
+    assert preset is get_preset("ppo")
+    assert run.env == "Acrobot-v1" and run.steps == 8192
+    assert config.lr == 5e-4 and config.hidden_sizes == (32, 16) and config.anneal_lr is False
+
+
+def test_saved_run_config_repeats_the_run(tmp_path):
+    from pgax.cli import parse_train_args
+
+    saved = tmp_path / "config.yaml"
+    saved.write_text(yaml.safe_dump({"algorithm": "ppo", "env": "CartPole-v1",
+                                     "run": {"env": "CartPole-v1", "steps": 4096, "seeds": 2},
+                                     "config": {"num_steps": 64, "clip_eps": 0.1}}))
+    _, run, config = parse_train_args(["ppo", "--config", str(saved)])
+    assert (run.steps, run.seeds, config.num_steps, config.clip_eps) == (4096, 2, 64, 0.1)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("lrr: 1.0\n", "unknown option 'lrr' for ppo"),
+    ("lr: fast\n", "lr should be like 0.00025, got 'fast'"),
+    ("- 1\n- 2\n", "must hold a mapping"),
+    ("lr: [1\n", "is not valid YAML"),
+    ("algorithm: trpo\nconfig: {lr: 1.0}\n", "is a run of 'trpo', not 'ppo'"),
+])
+def test_bad_config_file_is_one_line(tmp_path, capsys, content, message):
+    file = tmp_path / "bad.yaml"
+    file.write_text(content)
+    assert main(["train", "ppo", "--config", str(file), "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert main(["train", "ppo", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "no such file" in capsys.readouterr().err
