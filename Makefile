@@ -12,7 +12,7 @@ run: $(VENV)/.installed
 	$(VENV)/bin/pgax train ppo --env CartPole-v1
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/ppo_cartpole.py

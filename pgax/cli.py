@@ -31,6 +31,7 @@ commands:
   train ALGO              train an algorithm on an environment (pgax train ALGO --help for its options)
   compare ALGO[,ALGO...]  train several algorithms on one environment; table with 95% CIs and a PNG
   list                    list the algorithms and environments
+  check-env ENV           check that a Gymnasium env (id or module:Class) works with pgax
 
 examples:
   pgax train ppo --env CartPole-v1 --steps 500000 --seeds 3
@@ -43,7 +44,7 @@ class RunOptions:
     """Options of a training run that are not hyperparameters of the algorithm."""
 
     env: str = "CartPole-v1"
-    """Environment id (see `pgax list`)."""
+    """Environment: an id of `pgax list`, a Gymnasium id (Hopper-v5, LunarLander-v3) or module:Class."""
     steps: int = 500_000
     """Environment steps per seed; rounded down to whole batches of num_envs × num_steps."""
     seeds: int = 3
@@ -58,6 +59,12 @@ class RunOptions:
     """Training iterations per compiled chunk between progress updates (0: automatic)."""
     progress: bool = True
     """Show the live progress bar."""
+    driver: str = "auto"
+    """Rollout driver: auto (jax for `pgax list` ids, else gymnasium), jax, gymnasium, gymnasium-async."""
+    normalize_obs: bool = False
+    """Running observation normalisation, clipped at 10 (gymnasium drivers; see docs/gymnasium.md)."""
+    normalize_reward: bool = False
+    """Scale rewards by the running std of the discounted return, clipped at 10 (gymnasium drivers)."""
 
     def validate(self) -> None:
         for name in ("steps", "seeds"):
@@ -67,6 +74,9 @@ class RunOptions:
             raise ConfigError(f"--eval-episodes must be >= 0 (0 skips evaluation), got {self.eval_episodes}")
         if self.chunk_iterations < 0:
             raise ConfigError(f"--chunk-iterations must be >= 0 (0: automatic), got {self.chunk_iterations}")
+        from pgax.envs.gymnasium_env import DRIVERS
+        if self.driver not in DRIVERS:
+            raise ConfigError(f"--driver {self.driver!r} is not known; use one of {', '.join(DRIVERS)}")
 
 
 def fail(message: str) -> int:
@@ -87,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             return list_command()
         if command == "compare":
             return compare_command(rest)
-        raise ConfigError(f"unknown command {command!r}; use one of: train, compare, list (pgax --help)")
+        if command == "check-env":
+            return check_env_command(rest)
+        raise ConfigError(f"unknown command {command!r}; use one of: train, compare, list, check-env (pgax --help)")
     except ConfigError as e:
         return fail(str(e))
 
@@ -102,7 +114,49 @@ def list_command() -> int:
     print("environments:")
     for env_id, summary in list_envs().items():
         print(f"  {env_id:<24} {summary}")
+    print(f"  {'<any Gymnasium id>':<24} Hopper-v5, LunarLander-v3, ... or module:Class: the host driver "
+          "(docs/gymnasium.md)")
     return 0
+
+
+def check_env_command(args: list[str]) -> int:
+    """`pgax check-env ENV`: problems one per line, exit 2 when there is one (warnings do not fail)."""
+    if len(args) != 1 or args[0].startswith("-"):
+        if args and args[0] in ("-h", "--help"):
+            print("usage: pgax check-env ENV   (a Gymnasium id such as Hopper-v5, module:Class, or a pgax list id)")
+            return 0
+        raise ConfigError("name one environment: pgax check-env ENV")
+    import gymnasium
+
+    from pgax import envs
+
+    env_id = args[0]
+    if envs.resolve_driver(env_id) == "jax" and env_id not in gymnasium.registry:
+        env = envs.make(env_id)
+        print(f"{env_id}: ok: JAX-native (pgax list), observation dim {env.observation_space.dim}, "
+              f"action {_describe_space(env.action_space)}")
+        return 0
+    from pgax.envs.gymnasium_env import check_gymnasium_env, make_gymnasium
+
+    errors, warnings = check_gymnasium_env(env_id)
+    for w in warnings:
+        print(f"{env_id}: warning: {w.removeprefix('WARN: ')}")
+    for e in errors:
+        print(f"{env_id}: error: {e}", file=sys.stderr)
+    if errors:
+        return 2
+    env = make_gymnasium(env_id)
+    print(f"{env_id}: ok: Gymnasium env, observation dim {env.observation_space.dim}, action "
+          f"{_describe_space(env.action_space)}, time limit {env.max_episode_steps}")
+    return 0
+
+
+def _describe_space(space) -> str:
+    from pgax.spaces import Discrete
+
+    if isinstance(space, Discrete):
+        return f"Discrete({space.n})"
+    return f"Box{space.shape} in [{min(space.low):g}, {max(space.high):g}]"
 
 
 def parse_train_args(args: list[str]):
@@ -220,10 +274,14 @@ def run_training(preset, run: RunOptions, config, run_dir: Path | None = None) -
     from pgax import __version__, envs
     from pgax.algorithms import config_to_dict
     from pgax.logging import MetricsWriter, make_run_dir, write_json, write_yaml
-    from pgax.train import default_chunk_iterations, evaluate, train
+    from pgax.train import default_chunk_iterations, evaluate, evaluate_host, train, train_host
 
     t_wall = time.perf_counter()
-    env = envs.make(run.env)
+    driver = envs.resolve_driver(run.env, run.driver)
+    if driver == "jax" and (run.normalize_obs or run.normalize_reward):
+        raise ConfigError("--normalize-obs/--normalize-reward are done by the gymnasium drivers; "
+                          "add --driver gymnasium (or drop the flags)")
+    env = envs.make(run.env) if driver == "jax" else envs.make_checked_gymnasium(run.env)
     batch_size = config.num_envs * config.num_steps
     num_iterations = run.steps // batch_size
     if num_iterations == 0:
@@ -244,7 +302,7 @@ def run_training(preset, run: RunOptions, config, run_dir: Path | None = None) -
         "config": config_to_dict(config),
         "derived": {"batch_size": batch_size, "iterations": num_iterations,
                     "steps_per_seed": num_iterations * batch_size, "seeds": seeds,
-                    "chunk_iterations": chunk},
+                    "chunk_iterations": chunk, "driver": driver},
         "versions": {"pgax": __version__, "jax": jax.__version__},
         "device": str(jax.devices()[0]),
     })
@@ -260,9 +318,20 @@ def run_training(preset, run: RunOptions, config, run_dir: Path | None = None) -
             writer.append(done, metrics)
             progress.update(done * batch_size, metrics["episode_return_mean"][:, -1])
 
-        result = train(agent, env, num_envs=config.num_envs, num_steps=config.num_steps,
-                       num_iterations=num_iterations, seeds=seeds, chunk_iterations=chunk,
-                       on_chunk=on_chunk)
+        if driver == "jax":
+            result = train(agent, env, num_envs=config.num_envs, num_steps=config.num_steps,
+                           num_iterations=num_iterations, seeds=seeds, chunk_iterations=chunk,
+                           on_chunk=on_chunk)
+        else:
+            result = train_host(agent, env, num_envs=config.num_envs, num_steps=config.num_steps,
+                                num_iterations=num_iterations, seeds=seeds, chunk_iterations=chunk,
+                                on_chunk=on_chunk, asynchronous=driver == "gymnasium-async",
+                                normalize_obs=run.normalize_obs, normalize_reward=run.normalize_reward,
+                                gamma=getattr(config, "gamma", 0.99))
+            if run.normalize_obs or run.normalize_reward:  # the statistics, per seed (load_stats restores them)
+                from pgax.envs.normalize import save_stats
+                save_stats(run_dir / "normalization.npz", {"obs": result.state.rollout.obs_stats,
+                                                           "reward": result.state.rollout.reward_scale})
     writer.close()
     steps_done = result.iterations_done * batch_size
     if result.interrupted:
@@ -270,8 +339,12 @@ def run_training(preset, run: RunOptions, config, run_dir: Path | None = None) -
 
     eval_returns = None
     if run.eval_episodes and not result.interrupted:
-        eval_returns = evaluate(agent, env, result.state.agent.params, jax.random.PRNGKey(run.seed + 10_000),
-                                run.eval_episodes)
+        if driver == "jax":
+            eval_returns = evaluate(agent, env, result.state.agent.params, jax.random.PRNGKey(run.seed + 10_000),
+                                    run.eval_episodes)
+        else:  # observation statistics frozen at their end-of-training values
+            eval_returns = evaluate_host(agent, env, result.state.agent.params, result.state.rollout.obs_stats,
+                                         seeds, run.eval_episodes, asynchronous=driver == "gymnasium-async")
         per_seed = eval_returns.mean(axis=1)
         print(f"evaluation: mean return {per_seed.mean():.1f} over {run.seeds} seed(s) × {run.eval_episodes} "
               f"episodes (deterministic policy); per seed: {', '.join(f'{x:.1f}' for x in per_seed)}")

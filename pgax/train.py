@@ -184,3 +184,178 @@ def evaluate(agent: Agent, env: JaxEnv, params: Any, key: jax.Array, episodes: i
     num_seeds = jax.tree_util.tree_leaves(params)[0].shape[0]
     returns = jax.jit(jax.vmap(one_seed))(params, jax.random.split(key, num_seeds))
     return np.asarray(returns)
+
+
+# ---------------------------------------------------------------------------------------------
+# The host training loop: Gymnasium environments through the host rollout driver.
+# ---------------------------------------------------------------------------------------------
+
+
+@struct.dataclass
+class HostTrainState:
+    """What `train_host` carries per seed (every leaf has a leading seed axis [S]).
+
+    agent: AgentState; rollout: HostRolloutState (current observations, normalisation statistics,
+    episode statistics); key: PRNG key. `rollout.obs_stats` / `rollout.reward_scale` are the saved
+    normalisation statistics (None when off); evaluation uses obs_stats frozen."""
+
+    agent: AgentState
+    rollout: Any
+    key: jax.Array
+
+
+def host_env_seeds(seeds: Sequence[int], num_envs: int, offset: int = 0) -> list[int]:
+    """Gymnasium reset seeds of the S × N env copies: copy i of seed s gets offset + s·N + i, so a seed's
+    envs are the same whichever other seeds run beside it."""
+    return [offset + int(s) * num_envs + i for s in seeds for i in range(num_envs)]
+
+
+def train_host(agent: Agent, env, *, num_envs: int, num_steps: int, num_iterations: int, seeds: Sequence[int],
+               chunk_iterations: int | None = None,
+               on_chunk: Callable[[int, dict[str, np.ndarray]], None] | None = None,
+               asynchronous: bool = False, normalize_obs: bool = False, normalize_reward: bool = False,
+               gamma: float = 0.99) -> TrainResult:
+    """Train one agent per seed on a Gymnasium env (`pgax.envs.gymnasium_env.GymnasiumEnv`) with
+    the host rollout driver; the counterpart of `train` for environments that are not JAX.
+
+    All seeds share one Gymnasium vector env of S × N copies (S = len(seeds), N = num_envs; seed
+    s owns N of them, reset with seeds s·N + i), so each vector step is one jitted policy call for
+    every seed, and one iteration is the host rollout of num_steps steps followed by the agent's
+    jitted `learn` vmapped over seeds (each seed learns from its own [T, N] batch only, exactly as
+    in `train`). Per-seed results do not depend on which other seeds run beside it.
+
+    Args (as `train`, plus):
+        asynchronous: step the copies in subprocesses (`gymnasium.vector.AsyncVectorEnv`).
+        normalize_obs, normalize_reward: running observation normalisation and reward scaling
+            (`pgax.envs.normalize`, clip 10); the statistics are in `result.state.rollout`.
+        gamma: discount of the return whose running std scales the rewards.
+    Metrics per iteration: the agent's, plus `episode_return_mean` / `episode_length_mean` (mean
+    over a seed's envs of the last completed episode's raw return / length; NaN before one ends).
+    `on_chunk(iterations done, metrics [S, k])` is called every `chunk_iterations` iterations.
+    Returns TrainResult; compile_seconds covers resetting the envs and compiling the jitted parts,
+    train_seconds the iterations. On KeyboardInterrupt the result holds the state after the last
+    completed iteration (whose metrics were all handed to `on_chunk`).
+    """
+    from pgax.envs.gymnasium_env import make_vector
+    from pgax.errors import ConfigError
+    from pgax.rollout import make_host_driver
+
+    if agent.record_env_state:
+        raise ConfigError("this algorithm restarts rollouts from recorded JAX env states, which a Gymnasium env "
+                          "cannot provide; use a JAX-native env (pgax list) with --driver jax")
+    seeds = [int(s) for s in seeds]
+    S = len(seeds)
+    chunk = chunk_iterations or default_chunk_iterations(num_iterations)
+
+    t0 = time.perf_counter()
+    driver = make_host_driver(agent.act, env, S, num_envs, normalize_obs=normalize_obs,
+                              normalize_reward=normalize_reward, gamma=gamma)
+    vector_env = make_vector(env, S * num_envs, asynchronous)
+    try:
+        rollout_state = driver.reset(vector_env, host_env_seeds(seeds, num_envs))
+        init_one = jax.jit(lambda key, obs: _host_init(agent, key, obs))
+        per_seed = [init_one(jax.random.PRNGKey(s), rollout_state.obs[i, 0]) for i, s in enumerate(seeds)]
+        agent_state, keys = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *per_seed)
+        state = HostTrainState(agent_state, rollout_state, keys)
+
+        split3 = jax.jit(jax.vmap(lambda k: tuple(jax.random.split(k, 3))))
+
+        def learn_one(agent_state, batch, key, last_return, last_length):
+            agent_state, metrics = agent.learn(agent_state, batch, key)
+            metrics = {"episode_return_mean": jnp.nanmean(last_return),
+                       "episode_length_mean": jnp.nanmean(jnp.where(last_length > 0, last_length, jnp.nan)),
+                       **metrics}
+            return agent_state, metrics
+
+        learn_all = jax.jit(jax.vmap(learn_one))
+        # Compile everything ahead of the timed loop: one rollout (its statistics are discarded,
+        # the env continues from where it got to) and the learn step on its batch's shapes.
+        _, rollout_key, _ = split3(keys)
+        batch, _ = driver.rollout(agent_state.params, rollout_state, vector_env, rollout_key, num_steps)
+        episodes = rollout_state.episodes
+        learn_all = learn_all.lower(agent_state, batch, keys, episodes.last_return, episodes.last_length).compile()
+        # The warm-up rollout moved the vector env on: re-reset it so that a run is reproducible.
+        state = state.replace(rollout=driver.reset(vector_env, host_env_seeds(seeds, num_envs)))
+        compile_seconds = time.perf_counter() - t0
+
+        completed_state, completed, interrupted = state, 0, False
+        pending: list[dict[str, np.ndarray]] = []
+
+        def deliver():
+            chunk_metrics = list(pending)
+            pending.clear()  # each iteration's metrics are handed over once, even if on_chunk raises
+            if chunk_metrics and on_chunk is not None:
+                on_chunk(completed, {k: np.stack([m[k] for m in chunk_metrics], axis=1) for k in chunk_metrics[0]})
+
+        t_start = time.perf_counter()
+        try:
+            for it in range(num_iterations):
+                keys, rollout_key, learn_key = split3(state.key)
+                batch, rollout_state = driver.rollout(state.agent.params, state.rollout, vector_env, rollout_key,
+                                                      num_steps)
+                agent_state, metrics = learn_all(state.agent, batch, learn_key, rollout_state.episodes.last_return,
+                                                 rollout_state.episodes.last_length)
+                state = HostTrainState(agent_state, rollout_state, keys)
+                pending.append({k: np.asarray(v) for k, v in jax.device_get(metrics).items()})
+                completed_state, completed = state, it + 1
+                if completed % chunk == 0 or completed == num_iterations:
+                    deliver()
+        except KeyboardInterrupt:
+            interrupted = True
+            deliver()
+        train_seconds = time.perf_counter() - t_start
+    finally:
+        _close_quietly(vector_env)
+    return TrainResult(completed_state, completed, compile_seconds, train_seconds, interrupted)
+
+
+def _close_quietly(vector_env) -> None:
+    """Close a vector env; after Ctrl-C an async env's workers may already be gone, which is fine."""
+    try:
+        vector_env.close()
+    except Exception:  # noqa: BLE001 - nothing left to save in a closing env
+        pass
+
+
+def _host_init(agent: Agent, key: jax.Array, obs: jax.Array):
+    agent_key, _, run_key = jax.random.split(key, 3)  # the same split as `train`'s init
+    return agent.init(agent_key, obs), run_key
+
+
+def evaluate_host(agent: Agent, env, params: Any, obs_stats: Any, seeds: Sequence[int], episodes: int,
+                  asynchronous: bool = False, max_steps: int | None = None) -> np.ndarray:
+    """Deterministic evaluation on a Gymnasium env: returns [num_seeds, episodes] undiscounted returns.
+
+    `params` and `obs_stats` (None: no normalisation) have a leading seed axis; the statistics are
+    used frozen. Each seed runs `episodes` env copies (reset seeds 1_000_000 + s·episodes + i, apart
+    from training's) for one episode each with the mode of the policy, for at most `max_steps`
+    steps (default: the env's time limit, or 10,000 when it has none).
+    """
+    from pgax.envs.gymnasium_env import make_vector
+    from pgax.envs.normalize import normalize_obs
+
+    seeds = [int(s) for s in seeds]
+    S, E = len(seeds), episodes
+    limit = max_steps or env.max_episode_steps or 10_000
+
+    def act_one(params, stats, obs):
+        return agent.act_deterministic(params, obs if stats is None else normalize_obs(stats, obs))
+
+    act_all = jax.jit(jax.vmap(act_one))
+    vector_env = make_vector(env, S * E, asynchronous)
+    try:
+        raw, _ = vector_env.reset(seed=host_env_seeds(seeds, E, offset=1_000_000))
+        total = np.zeros(S * E)
+        finished = np.zeros(S * E, bool)
+        for _ in range(limit):
+            obs = env.obs_to_array(raw).reshape(S, E, -1)
+            action = np.asarray(act_all(params, obs_stats, obs))
+            raw, reward, terminated, truncated, _ = vector_env.step(
+                env.to_env_action(action.reshape((S * E,) + action.shape[2:])))
+            total += np.where(finished, 0.0, reward)
+            finished |= terminated | truncated
+            if finished.all():
+                break
+    finally:
+        _close_quietly(vector_env)
+    return total.reshape(S, E)

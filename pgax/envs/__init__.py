@@ -4,7 +4,9 @@
 
 Registered ids: every gymnax environment (CartPole-v1, Pendulum-v1, Acrobot-v1, ...), and the
 source notes' own problems: SimpleRegulator-v0, SingleStateGaussian-v0, LQR-v0 and the tabular
-MDPs Garnet-v0, Chain-v0 and GridWorld-v0.
+MDPs Garnet-v0, Chain-v0 and GridWorld-v0. Any other id (a Gymnasium id such as Hopper-v5, or
+module:Class) is a Gymnasium environment for the host driver: `resolve_driver` picks the driver,
+`pgax.envs.gymnasium_env.make_gymnasium` makes it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pgax.envs.core import JaxEnv, Transition
+from pgax.envs.gymnasium_env import DRIVERS, GymnasiumEnv, make_checked_gymnasium, make_gymnasium
 from pgax.envs.gymnax_env import gymnax_ids, make_gymnax
 from pgax.envs.wrappers import episode_statistics
 from pgax.errors import ConfigError
 
-__all__ = ["JaxEnv", "Transition", "make", "list_envs", "episode_statistics"]
+__all__ = ["JaxEnv", "Transition", "make", "list_envs", "episode_statistics", "GymnasiumEnv", "make_gymnasium",
+           "make_checked_gymnasium", "resolve_driver", "DRIVERS"]
 
 
 def _regulator() -> JaxEnv:
@@ -70,3 +74,17 @@ def make(env_id: str) -> JaxEnv:
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise ConfigError(f"unknown environment {env_id!r}; {hint}run `pgax list` to see the available ids")
     return make_gymnax(env_id)
+
+
+def resolve_driver(env_id: str, driver: str = "auto") -> str:
+    """The rollout driver for `env_id`: "jax" (the jitted driver, JAX-native envs), "gymnasium" or
+    "gymnasium-async" (the host driver). "auto" picks jax for the ids `make` knows and gymnasium for
+    everything else (Gymnasium ids, module:Class)."""
+    if driver not in DRIVERS:
+        raise ConfigError(f"--driver {driver!r} is not known; use one of {', '.join(DRIVERS)}")
+    if driver == "auto":
+        return "jax" if env_id in list_envs() else "gymnasium"
+    if driver == "jax" and env_id not in list_envs():
+        raise ConfigError(f"--driver jax needs a JAX-native env (pgax list); {env_id!r} is not one: "
+                          "use --driver gymnasium")
+    return driver

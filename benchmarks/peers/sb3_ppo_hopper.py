@@ -1,0 +1,83 @@
+"""Peer benchmark: Stable-Baselines3 PPO on Gymnasium Hopper-v5, training throughput only.
+
+Same configuration as pgax's benchmarks/ppo_hopper.py (configs/ppo-mujoco.yaml): --envs N
+(DummyVecEnv via make_vec_env) × 2048/N steps, 10 epochs, minibatches of 64 (32 per 2048-sample
+batch), separate 64×64 tanh MLPs, lr 3e-4 annealed linearly to 0, γ 0.99, GAE λ 0.95, clip 0.2
+(also on the value function), entropy 0, value 0.5, grad norm 0.5, Adam ε 1e-5 (SB3's default),
+observation normalisation and reward scaling (VecNormalize, clip 10), CPU. Times model.learn() only.
+
+    benchmarks/.venv-peers/bin/python benchmarks/peers/sb3_ppo_hopper.py [--steps 20480] [--envs 1]
+
+Prints one JSON line (cpu_seconds far below seconds means other load took the CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import gymnasium
+import stable_baselines3
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecNormalize
+
+LR = 3e-4
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20_480)
+    parser.add_argument("--envs", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    env = VecNormalize(make_vec_env("Hopper-v5", n_envs=args.envs, seed=args.seed), gamma=0.99,
+                       clip_obs=10.0, clip_reward=10.0)
+    model = PPO(
+        "MlpPolicy",
+        env,
+        learning_rate=lambda progress_remaining: LR * progress_remaining,
+        n_steps=2048 // args.envs,
+        batch_size=64,
+        n_epochs=10,
+        gamma=0.99,
+        gae_lambda=0.95,
+        clip_range=0.2,
+        clip_range_vf=0.2,
+        normalize_advantage=True,
+        ent_coef=0.0,
+        vf_coef=0.5,
+        max_grad_norm=0.5,
+        policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.Tanh),
+        seed=args.seed,
+        device="cpu",
+        verbose=0,
+    )
+
+    start, cpu_start = time.perf_counter(), time.process_time()
+    model.learn(total_timesteps=args.steps)
+    seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
+    env.close()
+
+    steps = int(model.num_timesteps)
+    print(json.dumps({
+        "peer": "stable-baselines3",
+        "version": stable_baselines3.__version__,
+        "torch": torch.__version__,
+        "envs": args.envs,
+        "steps": steps,
+        "seconds": round(seconds, 3),
+        "steps_per_second": round(steps / seconds),
+        "gymnasium": gymnasium.__version__,
+        "cpu_seconds": round(cpu_seconds, 3),
+        "torch_threads": torch.get_num_threads(),
+        "seed": args.seed,
+    }))
+
+
+if __name__ == "__main__":
+    main()
