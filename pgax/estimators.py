@@ -388,3 +388,31 @@ def td_lambda_actor_gradient(score_t: jax.Array, r_t: jax.Array, discount_t: jax
               else jnp.ones_like(discount_t))
     weighted_scores = weight.reshape((-1,) + (1,) * (score_t.ndim - 1)) * score_t
     return td_lambda_update(weighted_scores, r_t, discount_t, v_tm1, v_t, lambda_, truncated_t)
+
+
+def episode_end_seen(discount_t: jax.Array, truncated_t: jax.Array | None = None) -> jax.Array:
+    """[T] bool, True where the episode containing step t ends inside the stream: some k ≥ t has
+    discount_k = 0 (terminated) or truncated_k. Exactly there the Monte Carlo return G_t of
+    `reward_to_go` is complete; after the stream's last episode end it is cut short by the window
+    (REINFORCE has no critic to bootstrap from, so such samples must be dropped)."""
+    ended = discount_t == 0
+    if truncated_t is not None:
+        ended = ended | jnp.asarray(truncated_t, bool)
+    return jax.lax.cummax(ended.astype(jnp.int32), reverse=True).astype(bool)
+
+
+def episode_start_seen(discount_t: jax.Array, truncated_t: jax.Array | None = None,
+                       first_is_start: bool | jax.Array = False) -> jax.Array:
+    """[T] bool, True where the episode containing step t starts inside the stream: some step
+    j < t ended an episode (discount_j = 0 or truncated_j), or t belongs to the stream's first
+    episode and `first_is_start` says that step 0 is an episode's first step (e.g. right after a
+    reset). Where False the episode began before the stream, so its whole return G_{t0} is unknown.
+
+    `episode_end_seen(...) & episode_start_seen(...)` marks the steps of the episodes that lie whole
+    inside the stream (those `episode_returns` gets exactly).
+    """
+    ended = discount_t == 0
+    if truncated_t is not None:
+        ended = ended | jnp.asarray(truncated_t, bool)
+    ended_before = jnp.concatenate([jnp.zeros((1,), jnp.int32), jnp.cumsum(ended[:-1].astype(jnp.int32))]) > 0
+    return ended_before | jnp.asarray(first_is_start, bool)

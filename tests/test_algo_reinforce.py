@@ -1,0 +1,195 @@
+"""REINFORCE and REINFORCE with baseline: the finished-episode masking and Monte Carlo weights
+(exact values), the learn step against a hand-written gradient, the episode-start flag carried
+between windows, config errors, and learning on CartPole-v1 and the simple regulator."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pgax import envs, estimators
+from pgax.algorithms import ReinforceBaselineConfig, ReinforceConfig, make_reinforce, make_reinforce_baseline
+from pgax.algorithms.core import make_policy
+from pgax.algorithms.reinforce import add_monte_carlo_returns
+from pgax.batch import Batch
+from pgax.cli import main
+from pgax.envs.regulator import REGULATOR_OPTIMAL_THETA
+from pgax.train import evaluate, train
+from tests.helpers import counter_env
+
+GAMMA = 0.5
+
+
+def hand_batch():
+    """T = 6, N = 2. Env 0: rewards 1..6, terminated after step 1, truncated after step 4, then an
+    unfinished episode. Env 1: rewards 1, no episode end."""
+    reward = jnp.array([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0], [4.0, 1.0], [5.0, 1.0], [6.0, 1.0]])
+    terminated = jnp.zeros((6, 2), bool).at[1, 0].set(True)
+    truncated = jnp.zeros((6, 2), bool).at[4, 0].set(True)
+    obs = jnp.arange(12, dtype=jnp.float32).reshape(6, 2, 1) / 10.0
+    action = jnp.array([[0, 1], [1, 1], [0, 0], [1, 0], [1, 1], [0, 1]], jnp.int32)
+    return Batch(obs=obs, action=action, reward=reward, terminated=terminated, truncated=truncated,
+                 next_obs=obs + 0.05, log_prob=jnp.zeros((6, 2)))
+
+
+def test_finished_episode_masks_exact():
+    discount = jnp.array([1.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+    truncated = jnp.array([0, 0, 0, 0, 1, 0], bool)
+    np.testing.assert_array_equal(estimators.episode_end_seen(discount, truncated), [1, 1, 1, 1, 1, 0])
+    np.testing.assert_array_equal(estimators.episode_start_seen(discount, truncated), [0, 0, 1, 1, 1, 1])
+    np.testing.assert_array_equal(estimators.episode_start_seen(discount, truncated, True), [1, 1, 1, 1, 1, 1])
+    np.testing.assert_array_equal(estimators.episode_end_seen(jnp.ones(3)), [0, 0, 0])
+    np.testing.assert_array_equal(estimators.episode_start_seen(jnp.ones(3)), [0, 0, 0])
+
+
+@jax.jit
+def all_variants(batch):
+    return (add_monte_carlo_returns(batch, GAMMA, "reward_to_go"), add_monte_carlo_returns(batch, GAMMA, "whole_return"),
+            add_monte_carlo_returns(batch, GAMMA, "whole_return", first_is_start=jnp.array([True, True])))
+
+
+def test_monte_carlo_weights_exact():
+    to_go, whole, whole_from_reset = all_variants(hand_batch())
+    # Env 0: G_0 = 1 + ½·2, G_1 = 2 (terminated); G_2 = 3 + ½·4 + ¼·5, G_3 = 4 + ½·5, G_4 = 5 (truncated: no
+    # bootstrap); G_5 = 6 is cut by the window. Env 1: G_t = Σ_{k=t}^{5} ½^{k−t}, never finished.
+    np.testing.assert_allclose(to_go.target[:, 0], [2.0, 2.0, 6.25, 6.5, 5.0, 6.0])
+    np.testing.assert_allclose(to_go.target[:, 1], [1.96875, 1.9375, 1.875, 1.75, 1.5, 1.0])
+    np.testing.assert_array_equal(to_go.sample_weight[:, 0], [1, 1, 1, 1, 1, 0])
+    np.testing.assert_array_equal(to_go.sample_weight[:, 1], [0, 0, 0, 0, 0, 0])
+    # Whole return: every step of an episode carries its G_{t0}.
+    np.testing.assert_allclose(whole.target[:, 0], [2.0, 2.0, 6.25, 6.25, 6.25, 6.0])
+    # The first episode began before the window (its G_0 is unknown) and the last has not ended.
+    np.testing.assert_array_equal(whole.sample_weight[:, 0], [0, 0, 1, 1, 1, 0])
+    np.testing.assert_array_equal(whole.sample_weight[:, 1], [0, 0, 0, 0, 0, 0])
+    # When step 0 is known to start an episode (just reset), the first episode counts.
+    np.testing.assert_array_equal(whole_from_reset.sample_weight[:, 0], [1, 1, 1, 1, 1, 0])
+    np.testing.assert_array_equal(whole_from_reset.sample_weight[:, 1], [0, 0, 0, 0, 0, 0])
+
+
+ENV = counter_env()
+CFG = ReinforceConfig(num_envs=2, num_steps=6, gamma=GAMMA, returns="whole_return", normalize_advantages=False,
+                      hidden_sizes=(8,), anneal_lr=False)
+AGENT = make_reinforce(CFG, ENV, 1)
+LEARN = jax.jit(AGENT.learn)  # one compiled learn step shared by the tests below (same shapes)
+
+
+def test_learn_is_the_masked_monte_carlo_gradient():
+    """One learn step's gradient is Σ_i w_i G_i ∇log π(a_i|s_i) / Σ_i w_i over the whole episodes, and
+    what happens in unfinished episodes does not influence the update at all."""
+    batch = hand_batch()
+    state = AGENT.init(jax.random.PRNGKey(0), batch.obs[0, 0])
+    new_state, metrics = LEARN(state, batch, jax.random.PRNGKey(1))
+
+    # Fresh agent: step 0 starts an episode (the envs were just reset), so env 0's first episode counts.
+    w = jnp.array([[1, 0], [1, 0], [1, 0], [1, 0], [1, 0], [0, 0]], jnp.float32)
+    g = jnp.array([[2.0, 0], [2.0, 0], [6.25, 0], [6.25, 0], [6.25, 0], [0, 0]])
+    apply = make_policy(CFG, ENV).apply
+
+    def objective(p):
+        return jnp.sum(w * g * apply(p, batch.obs).log_prob(batch.action)) / jnp.sum(w)
+
+    grad = jax.jit(jax.grad(objective))(state.params["policy"])
+    np.testing.assert_allclose(metrics["grad_norm"], tree_norm(grad), rtol=1e-5)
+    np.testing.assert_allclose(metrics["used_fraction"], 5 / 12)
+    np.testing.assert_allclose(metrics["return_mean"], (2 + 2 + 3 * 6.25) / 5, rtol=1e-6)
+    np.testing.assert_array_equal(new_state.update_state[1], [True, True])  # both windows end mid-episode
+
+    # Changing what happens in unfinished episodes changes nothing.
+    other = batch.replace(reward=batch.reward.at[5, 0].set(100.0).at[:, 1].set(-7.0),
+                          action=batch.action.at[5, 0].set(1).at[:, 1].set(0))
+    other_state, _ = LEARN(state, other, jax.random.PRNGKey(1))
+    for a, b in zip(jax.tree_util.tree_leaves(new_state.params), jax.tree_util.tree_leaves(other_state.params)):
+        np.testing.assert_array_equal(a, b)
+
+    # A window without a whole episode (here: env 0's first episode began before it) leaves the agent as it was.
+    state_mid_episode = state.replace(update_state=(state.update_state[0], jnp.array([True, True])))
+    same_state, metrics = LEARN(state_mid_episode, batch.replace(truncated=jnp.zeros_like(batch.truncated)),
+                                jax.random.PRNGKey(1))
+    assert metrics["used_fraction"] == 0
+    for a, b in zip(jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(same_state.params)):
+        np.testing.assert_array_equal(a, b)
+
+
+def tree_norm(tree):
+    return float(jnp.sqrt(sum(jnp.sum(x ** 2) for x in jax.tree_util.tree_leaves(tree))))
+
+
+def test_whole_return_uses_exactly_the_episodes_inside_each_window():
+    """Consecutive windows of 6 steps over episodes of 5 steps (global steps 5e..5e+4 form episode e,
+    truncated at its end). The episode-start flag carried between windows makes the whole-return
+    variant use exactly the episodes lying inside a window, including those starting at a window's
+    first step (windows 5, 10: steps 30-35 and 60-65)."""
+    state = AGENT.init(jax.random.PRNGKey(0), jnp.zeros(1))
+    seen, expected = [], []
+    for w in range(11):
+        steps = np.arange(6 * w, 6 * w + 6)
+        truncated = jnp.asarray(np.tile((steps % 5 == 4)[:, None], (1, 2)))
+        batch = hand_batch().replace(terminated=jnp.zeros((6, 2), bool), truncated=truncated)
+        state, metrics = LEARN(state, batch, jax.random.PRNGKey(w))
+        seen.append(float(metrics["used_fraction"]))
+        whole = [t for t in steps if t - t % 5 >= steps[0] and t - t % 5 + 4 <= steps[-1]]
+        expected.append(len(whole) / 6)
+    assert expected == [5 / 6, 0, 0, 0, 5 / 6, 5 / 6, 0, 0, 0, 5 / 6, 5 / 6]
+    np.testing.assert_allclose(seen, expected)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "reinforce", "--returns", "whole"], "--returns 'whole' is not known"),
+    (["train", "reinforce", "--gamma", "0"], "--gamma must lie in (0, 1] for Monte Carlo returns"),
+    (["train", "reinforce", "--lr", "0"], "--lr must be positive"),
+    (["train", "reinforce", "--max-grad-norm", "-1"], "--max-grad-norm must be non-negative"),
+    (["train", "reinforce", "--policy", "linear"], "--policy linear needs a scalar Box action"),
+    (["train", "reinforce", "--policy", "linear", "--env", "SimpleRegulator-v0", "--linear-init", "1", "2", "3"],
+     "--linear-init needs 2 numbers"),
+    (["train", "reinforce_baseline", "--value-minibatches", "3"], "--value-minibatches 3 does not divide the batch"),
+    (["train", "reinforce_baseline", "--value-lr", "-1"], "--value-lr must be positive"),
+    (["train", "reinforce_baseline", "--value-epochs", "0"], "--value-epochs must be a positive integer"),
+])
+def test_bad_config_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
+    code = main(argv + ["--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
+def train_and_evaluate(make, cfg, env_id, steps, seeds):
+    env = envs.make(env_id)
+    iterations = steps // cfg.batch_size
+    agent = make(cfg, env, iterations)
+    result = train(agent, env, num_envs=cfg.num_envs, num_steps=cfg.num_steps, num_iterations=iterations,
+                   seeds=seeds)
+    return agent, env, result
+
+
+CARTPOLE_STEPS = {"reinforce": 100_000, "reinforce_baseline": 250_000}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, make, config, threshold", [
+    ("reinforce", make_reinforce, ReinforceConfig(), 195.0),
+    ("reinforce_baseline", make_reinforce_baseline, ReinforceBaselineConfig(), 475.0),
+])
+def test_learns_cartpole_for_three_of_three_seeds(name, make, config, threshold):
+    """Defaults, documented budgets: deterministic evaluation over 20 episodes per seed."""
+    agent, env, result = train_and_evaluate(make, config, "CartPole-v1", CARTPOLE_STEPS[name], [0, 1, 2])
+    per_seed = evaluate(agent, env, result.state.agent.params, jax.random.PRNGKey(10_000), episodes=20).mean(axis=1)
+    assert np.all(per_seed >= threshold), per_seed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make, config", [
+    # Whole returns: windows of one episode (depth 10), usable only through the carried episode-start flag.
+    (make_reinforce, ReinforceConfig(num_envs=16, num_steps=10, lr=0.05, gamma=1.0, policy="linear",
+                                     returns="whole_return")),
+    (make_reinforce_baseline, ReinforceBaselineConfig(num_envs=16, num_steps=10, lr=0.05, gamma=1.0,
+                                                      policy="linear", value_minibatches=1)),
+])
+def test_moves_the_regulator_toward_the_optimum(make, config):
+    """θ0 = [0, 1] (the linear Gaussian default), γ = 1; every seed ends much closer to [−1, 0]."""
+    _, _, result = train_and_evaluate(make, config, "SimpleRegulator-v0", 200 * config.batch_size, [0, 1, 2])
+    theta = np.asarray(result.state.agent.params["policy"])
+    distance = np.linalg.norm(np.stack([theta[:, 0], np.abs(theta[:, 1])], axis=1) - REGULATOR_OPTIMAL_THETA, axis=1)
+    assert np.all(distance < 0.5 * np.sqrt(2.0)), theta
+    assert np.all(theta[:, 0] < -0.5), theta
