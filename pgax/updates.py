@@ -622,3 +622,51 @@ def actor_critic(policy_rule: UpdateRule, value_rule: UpdateRule) -> UpdateRule:
             **policy_metrics, **value_metrics}
 
     return UpdateRule(init, update)
+
+
+def advantage_actor_critic(policy_apply: Callable, value_apply: Callable, optimizer: optax.GradientTransformation,
+                           *, vf_coef: float = 0.5, ent_coef: float = 0.01,
+                           normalize_advantages: bool = False) -> UpdateRule:
+    """One optimizer step per batch on the joint actor-critic loss of A2C (lecture 000, "Advantage
+    Actor-Critic"; the advantage estimator, GAE or n-step, is the caller's):
+
+        loss(θ, w) = −mean_i log π_θ(a_i|s_i) Â_i + c_v · ½ mean_i (V_w(s_i) − target_i)² − c_e · mean_i H[π_θ(·|s_i)]
+
+    Its θ-gradient is −mean_i Â_i ∇log π_θ(a_i|s_i), the policy-gradient estimate; means are
+    weighted by the batch's `sample_weight` where given. `params` is `{"policy": ..., "value": ...}`;
+    the optimizer (e.g. `optax.chain(optax.clip_by_global_norm(g), optax.rmsprop(lr))`) descends.
+    With `normalize_advantages`, Â is standardised over the batch first.
+    Metrics: policy_loss, value_loss, entropy, grad_norm (before any clipping), explained_variance
+    of the batch's pre-update `value` against `target`.
+    """
+
+    def loss_fn(params, obs, action, advantage, target, weight):
+        dist = policy_apply(params["policy"], obs)
+        policy_loss = -jnp.sum(weight * dist.log_prob(action) * advantage)
+        value_loss = 0.5 * jnp.sum(weight * jnp.square(value_apply(params["value"], obs) - target))
+        entropy = jnp.sum(weight * dist.entropy())
+        return policy_loss + vf_coef * value_loss - ent_coef * entropy, {
+            "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
+
+    grad_fn = jax.grad(loss_fn, has_aux=True)
+
+    def update(params, opt_state, batch: Batch, key=None):
+        lead = batch.advantage.ndim
+        obs, action = (x.reshape((-1,) + x.shape[lead:]) for x in (batch.obs, batch.action))
+        advantage = jax.lax.stop_gradient(batch.advantage.reshape(-1))
+        target = jax.lax.stop_gradient(batch.target.reshape(-1))
+        raw = (jnp.ones_like(advantage) if batch.sample_weight is None
+               else batch.sample_weight.reshape(-1).astype(advantage.dtype))
+        weight = raw / jnp.maximum(jnp.sum(raw), 1e-30)
+        if normalize_advantages:
+            mean = jnp.sum(weight * advantage)
+            advantage = (advantage - mean) / (jnp.sqrt(jnp.sum(weight * jnp.square(advantage - mean))) + 1e-8)
+        grads, aux = grad_fn(params, obs, action, advantage, target, weight)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        metrics = {**aux, "grad_norm": optax.tree.norm(grads)}
+        if batch.value is not None:
+            metrics["explained_variance"] = explained_variance(batch.value.reshape(-1), target)
+        return params, opt_state, metrics
+
+    return UpdateRule(optimizer.init, update)
