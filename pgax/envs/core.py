@@ -53,3 +53,18 @@ class JaxEnv(NamedTuple):
     model: Any = None
     """The exact model when one is known (a `pgax.exact.TabularMDP` for the tabular envs, an
     `LQRProblem` for LQR), for exact-advantage modes and oracle checks; None otherwise."""
+
+    # An env is a static argument of jitted functions: hash and compare it by its functions and
+    # description, and its model by identity (models hold arrays, which have no hash).
+    def _key(self):
+        return (self.name, self.reset, self.step, self.observation_space, self.action_space,
+                self.max_episode_steps, id(self.model))
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __eq__(self, other):
+        return isinstance(other, JaxEnv) and self._key() == other._key()
+
+    def __ne__(self, other):
+        return not self == other
