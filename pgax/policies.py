@@ -132,3 +132,23 @@ def tabular_softmax_policy(num_states: int, num_actions: int) -> Model:
         return Categorical(obs @ theta)
 
     return Model(init_fn, apply)
+
+
+def linear_gain_policy(obs_dim: int, action_dim: int, init_log_std: float = 0.0) -> Model:
+    """Linear Gaussian state feedback u = −K x + σ ξ, ξ ~ N(0, I): π(u|x) = N(−Kx, diag(σ²)).
+
+    The LQR policy class (Fazel et al. 2018; pgax.envs.lqr), for any Box action of dimension m:
+    params {"gain": K [m, n], "log_std": log σ [m]}, initially K = 0 and log σ = `init_log_std`.
+    `apply(params, obs [..., n])` gives a DiagGaussian with batch shape [...].
+    """
+
+    def init_fn(key, obs=None):
+        del key, obs
+        return {"gain": jnp.zeros((action_dim, obs_dim), jnp.float32),
+                "log_std": jnp.full((action_dim,), init_log_std, jnp.float32)}
+
+    def apply(params, obs):
+        mean = -obs @ params["gain"].T
+        return DiagGaussian(mean, jnp.broadcast_to(params["log_std"], mean.shape))
+
+    return Model(init_fn, apply)

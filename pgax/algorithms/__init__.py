@@ -7,7 +7,17 @@ the shared `Agent`, `Preset`, validation and factories. `PRESETS` names them for
 from __future__ import annotations
 
 from pgax.algorithms.core import Agent, AgentState, Preset, add_gae, config_to_dict
+from pgax.algorithms.natural import NPGConfig, TRPOConfig, make_npg, make_trpo
 from pgax.algorithms.ppo import PPOConfig, make_ppo
+from pgax.algorithms.cpi import CPIConfig, make_cpi
+from pgax.algorithms.nac import NACConfig, make_nac
+from pgax.algorithms.ppo_kl import PPOKLConfig, make_ppo_kl
+from pgax.algorithms.vine import VineConfig, make_vine
+from pgax.algorithms.reinforce import (ReinforceBaselineConfig, ReinforceConfig, make_reinforce,
+                                       make_reinforce_baseline)
+from pgax.algorithms.a2c import A2CConfig, make_a2c
+from pgax.algorithms.online import TDACConfig, TDLambdaACConfig, make_td_ac, make_td_lambda_ac
+from pgax.algorithms.qac import QACConfig, make_qac
 from pgax.errors import ConfigError
 
 PRESETS: dict[str, Preset] = {}
@@ -18,8 +28,30 @@ def register(preset: Preset) -> Preset:
     return preset
 
 
+register(Preset("reinforce", ReinforceConfig, make_reinforce,
+                "REINFORCE, Monte Carlo policy gradient with G_t (reward-to-go or whole return)"))
+register(Preset("reinforce_baseline", ReinforceBaselineConfig, make_reinforce_baseline,
+                "REINFORCE with a learned value baseline re-fitted each iteration"))
+register(Preset("a2c", A2CConfig, make_a2c, "A2C, synchronous advantage actor-critic, GAE / n-step, one step per batch"))
+register(Preset("td_ac", TDACConfig, make_td_ac,
+                "one-step TD actor-critic, online: an update after every step with δ = r + γV(s') − V(s)"))
+register(Preset("td_lambda_ac", TDLambdaACConfig, make_td_lambda_ac,
+                "TD(λ) actor-critic, online, eligibility traces for actor and critic (backward view)"))
+register(Preset("qac", QACConfig, make_qac,
+                "Q actor-critic: linear critic Q_w = φ(s,a)ᵀw (random Fourier features) by TD(0), online"))
+register(Preset("nac", NACConfig, make_nac,
+                "natural actor-critic: compatible critic ψᵀw fitted by CG least squares, actor moved along w"))
+register(Preset("npg", NPGConfig, make_npg,
+                "natural policy gradient: CG natural step of KL size ε (12.12), GAE(λ), value critic"))
+register(Preset("trpo", TRPOConfig, make_trpo,
+                "TRPO: natural step + backtracking line search on surrogate and mean KL (12.18-12.20)"))
 register(Preset("ppo", PPOConfig, make_ppo, "PPO, clipped surrogate (12.22) with GAE(λ) and a value critic"))
-
+register(Preset("ppo_kl", PPOKLConfig, make_ppo_kl,
+                "PPO with the KL-penalised surrogate (12.24), adaptive β, GAE(λ), critic by regression"))
+register(Preset("cpi", CPIConfig, make_cpi,
+                "conservative policy iteration on tabular MDPs (exact or sampled advantages)"))
+register(Preset("vine", VineConfig, make_vine,
+                "TRPO with vine sampling: K actions per saved state, branch rollouts, surrogates (15)/(16)"))
 
 def get_preset(name: str) -> Preset:
     """The preset called `name`, or a ConfigError listing the known ones."""
@@ -28,5 +60,5 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
-__all__ = ["Agent", "AgentState", "Preset", "PRESETS", "PPOConfig", "add_gae", "config_to_dict", "get_preset",
-           "make_ppo", "register"]
+__all__ = ["Agent", "AgentState", "Preset", "PRESETS", "add_gae", "config_to_dict", "get_preset", "register",
+           *(name for name in dir() if name.endswith("Config") or name.startswith("make_"))]

@@ -30,10 +30,11 @@ from pgax import estimators
 from pgax.batch import Batch
 from pgax.critics import mlp_value
 from pgax.errors import ConfigError
-from pgax.policies import ACTIVATIONS, Model, linear_gaussian_policy, mlp_policy, tabular_softmax_policy
+from pgax.policies import (ACTIVATIONS, Model, linear_gain_policy, linear_gaussian_policy, mlp_policy,
+                            tabular_softmax_policy)
 from pgax.spaces import Box, Discrete
 
-POLICY_KINDS = ("mlp", "linear", "tabular")
+POLICY_KINDS = ("mlp", "linear", "tabular", "linear_gain")
 
 
 @struct.dataclass
@@ -127,7 +128,9 @@ def make_policy(config, env) -> Model:
     - "mlp": `mlp_policy` — Categorical for Discrete actions, state-independent-log-std Gaussian for Box;
     - "linear": the seeds' linear Gaussian N(θ_{1:d}·s, θ_{d+1}²) (scalar Box action, e.g. the
       simple regulator; `config.linear_init` sets θ0 when the config has it);
-    - "tabular": softmax over a table θ[s] (one-hot observations, Discrete actions; tabular MDPs).
+    - "tabular": softmax over a table θ[s] (one-hot observations, Discrete actions; tabular MDPs);
+    - "linear_gain": linear state feedback N(−Kx, diag(σ²)) for any Box action (LQR; K = 0 and
+      log σ = `config.init_log_std` initially).
     """
     kind = getattr(config, "policy", "mlp")
     obs_space, action_space = env.observation_space, env.action_space
@@ -147,6 +150,10 @@ def make_policy(config, env) -> Model:
         if not isinstance(action_space, Discrete):
             raise ConfigError(f"--policy tabular needs Discrete actions; this environment's are {action_space!r}")
         return tabular_softmax_policy(int(obs_space.shape[-1]), action_space.n)
+    if kind == "linear_gain":
+        if not isinstance(action_space, Box):
+            raise ConfigError(f"--policy linear_gain needs Box actions; this environment's are {action_space!r}")
+        return linear_gain_policy(int(obs_space.shape[-1]), action_space.dim, getattr(config, "init_log_std", 0.0))
     raise ConfigError(f"--policy {kind!r} is not known; use one of {', '.join(POLICY_KINDS)}")
 
 
