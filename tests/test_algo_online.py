@@ -101,13 +101,14 @@ def test_truncation_bootstraps_unless_told_otherwise():
 
 
 def test_td_lambda_with_lambda_zero_is_td_ac():
+    """λ_w = λ_θ = 0: each trace is the current gradient, so three steps equal td_ac's (I factor, annealing)."""
     common = dict(num_envs=3, num_steps=3, gamma=0.95, actor_lr=1e-2, critic_lr=1e-2, hidden_sizes=(8,),
-                  discount_weighting=True)
+                  discount_weighting=True, anneal_lr=True)
     batch = random_batch(4, 3, 3, terminated=[(1, 0)], truncated=[(0, 2)])
-    one_step = make_td_ac(TDACConfig(**common), CARTPOLE, 1)
-    traces = make_td_lambda_ac(TDLambdaACConfig(**common, actor_lambda=0.0, critic_lambda=0.0), CARTPOLE, 1)
-    a = one_step.learn(one_step.init(jax.random.PRNGKey(5), jnp.zeros(4)), batch, jax.random.PRNGKey(0))[0]
-    b = traces.learn(traces.init(jax.random.PRNGKey(5), jnp.zeros(4)), batch, jax.random.PRNGKey(0))[0]
+    one_step = make_td_ac(TDACConfig(**common), CARTPOLE, 2)
+    traces = make_td_lambda_ac(TDLambdaACConfig(**common, actor_lambda=0.0, critic_lambda=0.0), CARTPOLE, 2)
+    a = jax.jit(one_step.learn)(one_step.init(jax.random.PRNGKey(5), jnp.zeros(4)), batch, jax.random.PRNGKey(0))[0]
+    b = jax.jit(traces.learn)(traces.init(jax.random.PRNGKey(5), jnp.zeros(4)), batch, jax.random.PRNGKey(0))[0]
     assert_trees_close(a.params, b.params)
 
 
@@ -217,7 +218,8 @@ REGULATOR_FLAGS = dict(policy="linear", gamma=1.0, reward_scale=0.01, bootstrap_
 @pytest.mark.parametrize("config_type, make", [(TDACConfig, make_td_ac), (TDLambdaACConfig, make_td_lambda_ac)])
 def test_linear_gaussian_policy_moves_toward_the_regulator_optimum(config_type, make):
     """SimpleRegulator-v0 with --policy linear --gamma 1 (and the flags of docs/algorithms/td_ac.md): θ moves
-    from [0, 1] toward [−1, 0] and the exact return U(θ) closes more than half of the gap to the optimum."""
+    from [0, 1] toward [−1, 0] and the exact return U(θ) closes more than 95% of the gap to the optimum
+    (−46.45 at the start, −0.19 at the optimum; measured −0.29 … −0.62 for seeds 0-5)."""
     env = envs.make("SimpleRegulator-v0")
     cfg = config_type(**REGULATOR_FLAGS)
     steps = 30_000
@@ -229,5 +231,5 @@ def test_linear_gaussian_policy_moves_toward_the_regulator_optimum(config_type, 
         distance = np.linalg.norm(np.array([th[0], abs(th[1])]) - optimum)
         assert distance < 0.6 * np.linalg.norm(start - optimum), th
         assert th[0] < -0.3, th
-        assert float(regulator_expected_return(th)) > start_value + 0.5 * (best - start_value), th
+        assert float(regulator_expected_return(th)) > start_value + 0.95 * (best - start_value), th
 

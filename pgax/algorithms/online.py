@@ -16,7 +16,7 @@ the target r + γV_w(s') is not differentiated.
 
 Per step t, environment i (δ computed with the parameters before the step):
 
-    δ_i   = r_i + γ (1 − terminated_i) V_w(s'_i) − V_w(s_i)      truncation bootstraps from next_obs
+    δ_i   = c r_i + γ (1 − terminated_i) V_w(s'_i) − V_w(s_i)    truncation bootstraps from next_obs
     td_ac:         w ← w + β mean_i δ_i ∇_w V_w(s_i)
                    θ ← θ + α mean_i δ_i I_i ∇_θ log π_θ(a_i|s_i)
     td_lambda_ac:  z^w_i ← γ λ_w z^w_i + ∇_w V_w(s_i)
@@ -25,14 +25,23 @@ Per step t, environment i (δ computed with the parameters before the step):
                    z_i ← 0 after an episode end (terminated or truncated)
 
 I_i = γ^{t_i} (t_i: steps since the episode of env i began) when `discount_weighting` is set (the
-episodic actor-critic's "I" factor, which makes the update an unbiased estimate of ∇J(θ) for the start
-state); otherwise I_i = 1 (the default: the common practice of weighting all states alike, i.e. the
-gradient of the average over the discounted visitation; with γ = 0.99 and 500-step CartPole
-episodes γ^t falls to 0.007, starving late states of updates).
+episodic actor-critic's "I" factor, which makes the expected update the gradient of the start-state
+value J(θ)); otherwise I_i = 1 (the default and common practice: every visited state weighs alike,
+a biased but far less starved direction; with γ = 0.99 and 500-step CartPole episodes γ^t falls to
+0.007 at the end).
+
+Two options for finite-horizon tasks: `reward_scale` c multiplies r in δ (a critic at c·V gives
+c·δ, so the actor's direction changes by the factor c only, which Adam ignores), and
+`bootstrap_truncation=False` treats a time-limit truncation like a termination. Both are needed on
+the simple regulator (γ = 1, its depth of 10 part of the objective): bootstrapping through the
+truncation makes V the value of an undiscounted continuing chain, which does not exist (the critic
+drifted to −3300 after 100k steps, flat in s), and without scaling the −s² targets of tens push every
+weight of the MLP critic the same way under per-step Adam until it saturates into a constant
+(measured: flat at −45 over s ∈ [−4, 4]); see docs/algorithms/td_ac.md.
 
 "β mean δ ∇V" is taken by the optimizer: `optimizer="sgd"` is the plain rule above (the step is
 learning_rate × direction); `optimizer="adam"` (the default) feeds the negated direction to Adam as
-its gradient, which rescales it per coordinate (what makes the MLP versions learn reliably).
+its gradient, which rescales it per coordinate; `anneal_lr` decays the step sizes linearly to 0.
 """
 
 from __future__ import annotations
@@ -76,8 +85,8 @@ class TDACConfig:
     max_grad_norm: float = 0.0
     """Clip each per-step direction to this global L2 norm, actor and critic separately (0: no clipping)."""
     reward_scale: float = 1.0
-    """Multiply rewards by this in δ (a positive factor rescales every δ alike: the critic learns V/scale, the
-    actor's direction keeps its sign; it keeps V in the range of the MLP's output, e.g. 0.01 on the regulator)."""
+    """Multiply rewards by this c in δ: the critic learns c·V, the actor's direction scales by c only; keeps V in
+    the range the MLP critic learns well (0.01 on the regulator, whose rewards −s² reach tens)."""
     bootstrap_truncation: bool = True
     """Bootstrap from V(next_obs) when an episode is cut by a time limit; --no-bootstrap-truncation treats the
     limit as the end of the task (finite-horizon problems such as the regulator with γ = 1, whose depth is
@@ -115,9 +124,9 @@ class TDLambdaACConfig:
     """Steps per environment in each rollout; `learn` scans them in order with one update per step."""
     gamma: float = 0.99
     """Discount factor γ."""
-    critic_lambda: float = 0.8
+    critic_lambda: float = 0.5
     """Trace decay λ_w of the critic's trace z^w ← γ λ_w z^w + ∇V_w(s) (0: one-step TD)."""
-    actor_lambda: float = 0.8
+    actor_lambda: float = 0.5
     """Trace decay λ_θ of the actor's trace z^θ ← γ λ_θ z^θ + I ∇ log π_θ(a|s) (0: one-step TD actor-critic)."""
     actor_lr: float = 5e-4
     """Actor step size α."""
@@ -133,8 +142,8 @@ class TDLambdaACConfig:
     max_grad_norm: float = 0.0
     """Clip each per-step direction to this global L2 norm, actor and critic separately (0: no clipping)."""
     reward_scale: float = 1.0
-    """Multiply rewards by this in δ (a positive factor rescales every δ alike: the critic learns V/scale, the
-    actor's direction keeps its sign; it keeps V in the range of the MLP's output, e.g. 0.01 on the regulator)."""
+    """Multiply rewards by this c in δ: the critic learns c·V, the actor's direction scales by c only; keeps V in
+    the range the MLP critic learns well (0.01 on the regulator, whose rewards −s² reach tens)."""
     bootstrap_truncation: bool = True
     """Bootstrap from V(next_obs) when an episode is cut by a time limit; --no-bootstrap-truncation treats the
     limit as the end of the task (finite-horizon problems such as the regulator with γ = 1, whose depth is
@@ -281,8 +290,8 @@ def make_td_lambda_ac(config: TDLambdaACConfig, env, num_iterations: int) -> Age
     "discount_weight": [N], "actor_trace": z^θ, "critic_trace": z^w}, the traces pytrees shaped like
     θ and w with a leading [N = num_envs] axis, carried across iterations and zeroed after each
     environment's episode end. Per-environment gradients are `jax.vmap(jax.grad(...))`.
-    λ_θ = λ_w = 0 gives exactly `td_ac`'s update (without its entropy term, which here is added
-    outside the trace in the same way).
+    λ_θ = λ_w = 0 gives exactly `td_ac`'s update; an entropy bonus (`ent_coef`) is added to the actor's
+    direction outside the trace, as in td_ac.
     """
     policy = make_policy(config, env)
     critic = make_value(config)
@@ -333,8 +342,8 @@ def make_td_lambda_ac(config: TDLambdaACConfig, env, num_iterations: int) -> Age
         theta, actor_state = ascend(actor_opt, params["policy"], opt["actor_opt"], actor_direction)
         w, critic_state = ascend(critic_opt, params["value"], opt["critic_opt"], critic_direction)
         done = terminated | truncated
-        keep = 1.0 - done.astype(delta.dtype)
-        reset = lambda trace: jax.tree_util.tree_map(lambda z: per_env(keep, z) * z, trace)  # noqa: E731
+        reset = lambda trace: jax.tree_util.tree_map(  # noqa: E731
+            lambda z: jnp.where(per_env(done, z), jnp.zeros_like(z), z), trace)
         opt = {"actor_opt": actor_state, "critic_opt": critic_state,
                "discount_weight": next_discount_weight(opt["discount_weight"], done, config.gamma),
                "actor_trace": reset(actor_trace), "critic_trace": reset(critic_trace)}
