@@ -12,7 +12,7 @@ TRPO's line search of up to 10 backtracks, critic re-fit 5 epochs × 4 minibatch
    apart by the trainer, as in the PPO benchmark). Median over repeats, all runs listed.
 2. Cost of one update: each preset's jitted `learn` alone, on the same rollout batch (512
    transitions from one CartPole rollout), median wall time per call over `--learn-calls` calls
-   after a warm-up, and its ratio to PPO's.
+   after a warm-up (the presets called in turn), and its ratio to PPO's.
 
 Prints one line per measurement and a JSON line for RESULTS.md. Timing is done here, never in
 unit tests.
@@ -64,20 +64,21 @@ def learn_seconds(calls: int) -> dict[str, float]:
     ppo_state = ppo.init(key, obs[0])
     batch, *_ = jax.jit(lambda p, s, o, k: scan_rollout(ppo.act, p, env, s, o, k, ENV_SETTINGS["num_steps"]))(
         ppo_state.params, env_state, obs, jax.random.PRNGKey(1))
-    out = {}
+    learners = {}
     for name, (config, make) in PRESETS.items():
         agent = make(config, env, 1000)
         state = agent.init(key, obs[0])
         learn = jax.jit(agent.learn)
         jax.block_until_ready(learn(state, batch, key))  # compile and warm up
-        times = []
-        for i in range(calls):
-            k = jax.random.PRNGKey(i)
+        learners[name] = (learn, state)
+    times: dict[str, list[float]] = {name: [] for name in PRESETS}
+    for i in range(calls):  # round robin, so that drift in the machine's speed hits every preset alike
+        k = jax.random.PRNGKey(i)
+        for name, (learn, state) in learners.items():
             t0 = time.perf_counter()
             jax.block_until_ready(learn(state, batch, k))
-            times.append(time.perf_counter() - t0)
-        out[name] = statistics.median(times)
-    return out
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
