@@ -11,7 +11,7 @@ from pgax.cli import main
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "ppq"], "unknown algorithm 'ppq'; choose one of: ppo"),
+    (["train", "ppq"], "unknown algorithm 'ppq'; choose one of: reinforce,"),
     (["train"], "name an algorithm"),
     (["fly"], "unknown command 'fly'"),
     (["train", "ppo", "--env", "NoSuchEnv-v0"], "unknown environment 'NoSuchEnv-v0'"),
