@@ -143,9 +143,9 @@ def convert_spaces(obs_space, action_space, env_id: str):
         high = np.asarray(action_space.high, np.float32)
         env_shape, dtype = tuple(action_space.shape), action_space.dtype
 
-        def to_env_action(a):
+        def to_env_action(a):  # np.minimum/np.maximum: half the per-step cost of np.clip's wrapper
             a = np.asarray(a, np.float32).reshape((-1,) + env_shape)
-            return np.clip(a, low, high).astype(dtype, copy=False)
+            return np.minimum(np.maximum(a, low), high).astype(dtype, copy=False)
     else:
         raise _unsupported(action_space, "action", env_id)
     return obs, act, obs_to_array, to_env_action
