@@ -144,23 +144,30 @@ def ppo_clip(policy_apply: Callable, value_apply: Callable, optimizer: optax.Gra
                          value=samples.value), old_log_prob)
 
         def minibatch_step(carry, minibatch):
-            params, opt_state = carry
+            params, opt_state, totals = carry
             mb, mb_old_log_prob = minibatch
             (_, aux), grads = grad_fn(params, mb, mb_old_log_prob, **loss_kwargs)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
             aux = {k: v for k, v in aux.items() if k != "ratio"}
             aux["grad_norm"] = optax.tree.norm(grads)
-            return (params, opt_state), aux
+            # Diagnostics are summed in the carry, not stacked into [epochs, minibatches] outputs:
+            # with 320 small minibatch steps (the MuJoCo preset) stacking cost 10-15% of the update.
+            totals = jax.tree_util.tree_map(jnp.add, totals, aux)
+            return (params, opt_state, totals), None
 
         def epoch(carry, epoch_key):
             order = jax.random.permutation(epoch_key, num_samples)
             shuffled = jax.tree_util.tree_map(
                 lambda x: jnp.take(x, order, axis=0).reshape((minibatches, -1) + x.shape[1:]), samples)
-            return jax.lax.scan(minibatch_step, carry, shuffled)
+            return jax.lax.scan(minibatch_step, carry, shuffled)[0], None
 
-        (params, opt_state), metrics = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, epochs))
-        metrics = jax.tree_util.tree_map(jnp.mean, metrics)
+        example = jax.tree_util.tree_map(lambda x: x[:num_samples // minibatches], samples)
+        aux_shape = jax.eval_shape(lambda: grad_fn(params, *example, **loss_kwargs)[0][1])
+        totals = {k: jnp.zeros(v.shape, v.dtype) for k, v in aux_shape.items() if k != "ratio"}
+        totals["grad_norm"] = jnp.zeros((), samples[0].advantage.dtype)
+        (params, opt_state, totals), _ = jax.lax.scan(epoch, (params, opt_state, totals), jax.random.split(key, epochs))
+        metrics = {k: v / (epochs * minibatches) for k, v in totals.items()}
         metrics["explained_variance"] = explained_variance(batch.value, batch.target)
         return params, opt_state, metrics
 
