@@ -20,13 +20,8 @@ To compare with one thread, run with OMP_NUM_THREADS=1 (the JSON's torch_threads
 from __future__ import annotations
 
 import argparse
-import json
-import time
 
-import gymnasium
-import stable_baselines3
-import torch
-from stable_baselines3 import PPO
+from sb3_common import make_ppo, time_learn
 from stable_baselines3.common.env_util import make_vec_env
 
 LR = 2.5e-4
@@ -39,46 +34,8 @@ def main() -> None:
     args = parser.parse_args()
 
     env = make_vec_env("CartPole-v1", n_envs=4, seed=args.seed)  # DummyVecEnv
-    model = PPO(
-        "MlpPolicy",
-        env,
-        learning_rate=lambda progress_remaining: LR * progress_remaining,  # linear anneal, as pgax
-        n_steps=128,
-        batch_size=128,
-        n_epochs=4,
-        gamma=0.99,
-        gae_lambda=0.95,
-        clip_range=0.2,
-        clip_range_vf=0.2,
-        normalize_advantage=True,
-        ent_coef=0.01,
-        vf_coef=0.5,
-        max_grad_norm=0.5,
-        policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.Tanh),
-        seed=args.seed,
-        device="cpu",
-        verbose=0,
-    )
-
-    start, cpu_start = time.perf_counter(), time.process_time()
-    model.learn(total_timesteps=args.steps)
-    seconds = time.perf_counter() - start
-    cpu_seconds = time.process_time() - cpu_start  # all threads; far below seconds × threads = CPU contention
-    env.close()
-
-    steps = int(model.num_timesteps)
-    print(json.dumps({
-        "peer": "stable-baselines3",
-        "version": stable_baselines3.__version__,
-        "torch": torch.__version__,
-        "steps": steps,
-        "seconds": round(seconds, 3),
-        "steps_per_second": round(steps / seconds),
-        "gymnasium": gymnasium.__version__,
-        "cpu_seconds": round(cpu_seconds, 3),
-        "torch_threads": torch.get_num_threads(),
-        "seed": args.seed,
-    }))
+    model = make_ppo(env, lr=LR, n_steps=128, batch_size=128, n_epochs=4, ent_coef=0.01, seed=args.seed)
+    time_learn(model, env, args.steps, seed=args.seed)
 
 
 if __name__ == "__main__":

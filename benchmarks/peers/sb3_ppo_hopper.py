@@ -14,13 +14,8 @@ Prints one JSON line (cpu_seconds far below seconds means other load took the CP
 from __future__ import annotations
 
 import argparse
-import json
-import time
 
-import gymnasium
-import stable_baselines3
-import torch
-from stable_baselines3 import PPO
+from sb3_common import make_ppo, time_learn
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
@@ -36,47 +31,8 @@ def main() -> None:
 
     env = VecNormalize(make_vec_env("Hopper-v5", n_envs=args.envs, seed=args.seed), gamma=0.99,
                        clip_obs=10.0, clip_reward=10.0)
-    model = PPO(
-        "MlpPolicy",
-        env,
-        learning_rate=lambda progress_remaining: LR * progress_remaining,
-        n_steps=2048 // args.envs,
-        batch_size=64,
-        n_epochs=10,
-        gamma=0.99,
-        gae_lambda=0.95,
-        clip_range=0.2,
-        clip_range_vf=0.2,
-        normalize_advantage=True,
-        ent_coef=0.0,
-        vf_coef=0.5,
-        max_grad_norm=0.5,
-        policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.Tanh),
-        seed=args.seed,
-        device="cpu",
-        verbose=0,
-    )
-
-    start, cpu_start = time.perf_counter(), time.process_time()
-    model.learn(total_timesteps=args.steps)
-    seconds = time.perf_counter() - start
-    cpu_seconds = time.process_time() - cpu_start
-    env.close()
-
-    steps = int(model.num_timesteps)
-    print(json.dumps({
-        "peer": "stable-baselines3",
-        "version": stable_baselines3.__version__,
-        "torch": torch.__version__,
-        "envs": args.envs,
-        "steps": steps,
-        "seconds": round(seconds, 3),
-        "steps_per_second": round(steps / seconds),
-        "gymnasium": gymnasium.__version__,
-        "cpu_seconds": round(cpu_seconds, 3),
-        "torch_threads": torch.get_num_threads(),
-        "seed": args.seed,
-    }))
+    model = make_ppo(env, lr=LR, n_steps=2048 // args.envs, batch_size=64, n_epochs=10, ent_coef=0.0, seed=args.seed)
+    time_learn(model, env, args.steps, envs=args.envs, seed=args.seed)
 
 
 if __name__ == "__main__":
