@@ -61,6 +61,8 @@ class RunOptions:
     """Show the live progress bar."""
     driver: str = "auto"
     """Rollout driver: auto (jax for `pgax list` ids, else gymnasium), jax, gymnasium, gymnasium-async."""
+    env_workers: int | None = None
+    """Worker processes of --driver gymnasium-async, besides the main one (default: one per core besides it)."""
     normalize_obs: bool = False
     """Running observation normalisation, clipped at 10 (gymnasium drivers; see docs/gymnasium.md)."""
     normalize_reward: bool = False
@@ -77,6 +79,11 @@ class RunOptions:
         from pgax.envs.gymnasium_env import DRIVERS
         if self.driver not in DRIVERS:
             raise ConfigError(f"--driver {self.driver!r} is not known; use one of {', '.join(DRIVERS)}")
+        if self.env_workers is not None and self.driver != "gymnasium-async":
+            raise ConfigError("--env-workers sets the worker processes of --driver gymnasium-async; "
+                              "add --driver gymnasium-async (or drop --env-workers)")
+        if self.env_workers is not None and self.env_workers < 0:
+            raise ConfigError(f"--env-workers must be >= 0, got {self.env_workers}")
 
 
 def fail(message: str) -> int:
@@ -326,6 +333,7 @@ def run_training(preset, run: RunOptions, config, run_dir: Path | None = None) -
             result = train_host(agent, env, num_envs=config.num_envs, num_steps=config.num_steps,
                                 num_iterations=num_iterations, seeds=seeds, chunk_iterations=chunk,
                                 on_chunk=on_chunk, asynchronous=driver == "gymnasium-async",
+                                num_workers=run.env_workers,
                                 normalize_obs=run.normalize_obs, normalize_reward=run.normalize_reward,
                                 gamma=getattr(config, "gamma", 0.99))
             if run.normalize_obs or run.normalize_reward:  # the statistics, per seed (load_stats restores them)
@@ -344,7 +352,8 @@ def run_training(preset, run: RunOptions, config, run_dir: Path | None = None) -
                                     run.eval_episodes)
         else:  # observation statistics frozen at their end-of-training values
             eval_returns = evaluate_host(agent, env, result.state.agent.params, result.state.rollout.obs_stats,
-                                         seeds, run.eval_episodes, asynchronous=driver == "gymnasium-async")
+                                         seeds, run.eval_episodes, asynchronous=driver == "gymnasium-async",
+                                         num_workers=run.env_workers)
         per_seed = eval_returns.mean(axis=1)
         print(f"evaluation: mean return {per_seed.mean():.1f} over {run.seeds} seed(s) × {run.eval_episodes} "
               f"episodes (deterministic policy); per seed: {', '.join(f'{x:.1f}' for x in per_seed)}")

@@ -213,8 +213,8 @@ def host_env_seeds(seeds: Sequence[int], num_envs: int, offset: int = 0) -> list
 def train_host(agent: Agent, env, *, num_envs: int, num_steps: int, num_iterations: int, seeds: Sequence[int],
                chunk_iterations: int | None = None,
                on_chunk: Callable[[int, dict[str, np.ndarray]], None] | None = None,
-               asynchronous: bool = False, normalize_obs: bool = False, normalize_reward: bool = False,
-               gamma: float = 0.99) -> TrainResult:
+               asynchronous: bool = False, num_workers: int | None = None, normalize_obs: bool = False,
+               normalize_reward: bool = False, gamma: float = 0.99) -> TrainResult:
     """Train one agent per seed on a Gymnasium env (`pgax.envs.gymnasium_env.GymnasiumEnv`) with
     the host rollout driver; the counterpart of `train` for environments that are not JAX.
 
@@ -225,7 +225,8 @@ def train_host(agent: Agent, env, *, num_envs: int, num_steps: int, num_iteratio
     in `train`). Per-seed results do not depend on which other seeds run beside it.
 
     Args (as `train`, plus):
-        asynchronous: step the copies in subprocesses (`gymnasium.vector.AsyncVectorEnv`).
+        asynchronous: step the copies in this process and `num_workers` worker processes at once
+            (`pgax.envs.workers.WorkerVectorEnv`; default one worker per core besides this one).
         normalize_obs, normalize_reward: running observation normalisation and reward scaling
             (`pgax.envs.normalize`, clip 10); the statistics are in `result.state.rollout`.
         gamma: discount of the return whose running std scales the rewards.
@@ -250,7 +251,7 @@ def train_host(agent: Agent, env, *, num_envs: int, num_steps: int, num_iteratio
     t0 = time.perf_counter()
     driver = make_host_driver(agent.act, env, S, num_envs, normalize_obs=normalize_obs,
                               normalize_reward=normalize_reward, gamma=gamma)
-    vector_env = make_vector(env, S * num_envs, asynchronous)
+    vector_env = make_vector(env, S * num_envs, asynchronous, num_workers)
     try:
         rollout_state = driver.reset(vector_env, host_env_seeds(seeds, num_envs))
         init_one = jax.jit(lambda key, obs: _host_init(agent, key, obs))
@@ -323,7 +324,8 @@ def _host_init(agent: Agent, key: jax.Array, obs: jax.Array):
 
 
 def evaluate_host(agent: Agent, env, params: Any, obs_stats: Any, seeds: Sequence[int], episodes: int,
-                  asynchronous: bool = False, max_steps: int | None = None) -> np.ndarray:
+                  asynchronous: bool = False, max_steps: int | None = None,
+                  num_workers: int | None = None) -> np.ndarray:
     """Deterministic evaluation on a Gymnasium env: returns [num_seeds, episodes] undiscounted returns.
 
     `params` and `obs_stats` (None: no normalisation) have a leading seed axis; the statistics are
@@ -342,7 +344,7 @@ def evaluate_host(agent: Agent, env, params: Any, obs_stats: Any, seeds: Sequenc
         return agent.act_deterministic(params, obs if stats is None else normalize_obs(stats, obs))
 
     act_all = jax.jit(jax.vmap(act_one))
-    vector_env = make_vector(env, S * E, asynchronous)
+    vector_env = make_vector(env, S * E, asynchronous, num_workers)
     try:
         raw, _ = vector_env.reset(seed=host_env_seeds(seeds, E, offset=1_000_000))
         total = np.zeros(S * E)

@@ -174,16 +174,26 @@ def make_gymnasium(env_id: str) -> GymnasiumEnv:
     return GymnasiumEnv(name, factory, obs, act, max_steps, obs_to_array, to_env_action)
 
 
-def make_vector(env: GymnasiumEnv, count: int, asynchronous: bool = False):
+def make_vector(env: GymnasiumEnv, count: int, asynchronous: bool = False, num_workers: int | None = None):
     """`count` copies of `env` as one Gymnasium vector env with same-step autoreset (the final
-    observation of an episode is in info["final_obs"]). Sync by default; `asynchronous` runs each
-    copy in its own process (`AsyncVectorEnv`, started by a forkserver), worthwhile when one step
-    is expensive and cores are free."""
-    from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+    observation of an episode is in info["final_obs"]).
+
+    Sync by default (`SyncVectorEnv`). `asynchronous` shares the copies out between this process
+    and `num_workers` worker processes that step at the same time (`pgax.envs.workers.WorkerVectorEnv`;
+    default: one worker per core besides this process's, fewer when there are fewer copies). Same
+    results as sync, with only info["final_obs"] / info["_final_obs"] kept in the info dict.
+    """
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
     fns = [env.make_env] * count
-    if asynchronous:  # forkserver: forking this process itself is unsafe once JAX's threads run
-        return AsyncVectorEnv(fns, context="forkserver", autoreset_mode=AutoresetMode.SAME_STEP)
+    if asynchronous:
+        from pgax.envs.workers import WorkerVectorEnv, default_num_workers
+
+        workers = default_num_workers(count) if num_workers is None else num_workers
+        if not 0 <= workers < count:
+            raise ConfigError(f"--env-workers must be between 0 and {count - 1} (one less than the {count} env "
+                              f"copies), got {workers}")
+        return WorkerVectorEnv(fns, workers)
     return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
 
 

@@ -1,0 +1,147 @@
+"""WorkerVectorEnv (pgax/envs/workers.py): the same steps as a same-step-autoreset SyncVectorEnv,
+errors from workers, closing, and its use by the gymnasium-async driver."""
+
+from __future__ import annotations
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium import spaces as gs
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from pgax.cli import main
+from pgax.envs.gymnasium_env import make_gymnasium, make_vector
+from pgax.envs.workers import WorkerVectorEnv, default_num_workers, worker_blocks
+from pgax.errors import ConfigError
+
+MODULE = "tests.test_workers"
+
+
+class FailsAtStep(gymnasium.Env):
+    """Raises at step 5 when it was reset with a seed >= 2; steps fine otherwise."""
+
+    observation_space = gs.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gs.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.fails = 0, seed is not None and seed >= 2
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        if self.t == 5 and self.fails:
+            raise ValueError("the simulator diverged at step 5")
+        return np.zeros(2, np.float32), 1.0, False, False, {}
+
+
+def test_worker_blocks_partition_the_copies_evenly():
+    for n in range(1, 12):
+        for b in range(1, n + 1):
+            blocks = worker_blocks(n, b)
+            assert [i for block in blocks for i in block] == list(range(n))
+            sizes = [len(block) for block in blocks]
+            assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
+    assert 0 <= default_num_workers(8) <= 7 and default_num_workers(1) == 0
+
+
+@pytest.mark.parametrize("env_id, workers", [("CartPole-v1", 2), ("FrozenLake-v1", 1), ("Pendulum-v1", 0)])
+def test_worker_vector_env_steps_exactly_as_sync_vector_env(env_id, workers):
+    """Observations (Box and Discrete), rewards, flags with their dtypes, and the final observations
+    of ended episodes, step by step, through many autoresets (CartPole and FrozenLake end often)."""
+    n = 5
+    sync = SyncVectorEnv([lambda: gymnasium.make(env_id)] * n, autoreset_mode=AutoresetMode.SAME_STEP)
+    vec = WorkerVectorEnv([lambda: gymnasium.make(env_id)] * n, workers)
+    try:
+        assert vec.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+        assert vec.single_observation_space == sync.single_observation_space
+        assert vec.observation_space == sync.observation_space and vec.action_space == sync.action_space
+        a, _ = sync.reset(seed=list(range(10, 10 + n)))
+        b, _ = vec.reset(seed=list(range(10, 10 + n)))
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype
+        sync.action_space.seed(0)
+        ends = 0
+        for _ in range(300):
+            action = sync.action_space.sample()
+            out_sync, out_vec = sync.step(action), vec.step(action)
+            for x, y in zip(out_sync[:4], out_vec[:4]):
+                np.testing.assert_array_equal(x, y)
+                assert x.dtype == y.dtype
+            info_sync, info_vec = out_sync[4], out_vec[4]
+            assert ("_final_obs" in info_sync) == ("_final_obs" in info_vec)
+            if "_final_obs" in info_sync:
+                np.testing.assert_array_equal(info_sync["_final_obs"], info_vec["_final_obs"])
+                for i in np.flatnonzero(info_sync["_final_obs"]):
+                    np.testing.assert_array_equal(info_sync["final_obs"][i], info_vec["final_obs"][i])
+                ends += int(info_sync["_final_obs"].sum())
+        assert ends > 0 or env_id == "Pendulum-v1"  # Pendulum's time limit is 200 steps: it ends once per copy
+    finally:
+        sync.close()
+        vec.close()
+
+
+def test_an_int_seed_seeds_copies_seed_plus_i_as_gymnasium_does():
+    sync = SyncVectorEnv([lambda: gymnasium.make("CartPole-v1")] * 3)
+    vec = WorkerVectorEnv([lambda: gymnasium.make("CartPole-v1")] * 3, 1)
+    try:
+        np.testing.assert_array_equal(sync.reset(seed=7)[0], vec.reset(seed=7)[0])
+        with pytest.raises(ValueError, match="2 seeds for 3 envs"):
+            vec.reset(seed=[1, 2])
+    finally:
+        sync.close()
+        vec.close()
+
+
+def test_an_exception_in_a_worker_names_the_worker_and_closes_the_env():
+    vec = WorkerVectorEnv([FailsAtStep] * 4, 1)  # copies 2-3 step in worker 1
+    vec.reset(seed=0)  # seeds 0-3: copies 2 and 3 fail
+    processes = list(vec._processes)
+    for _ in range(4):
+        vec.step(np.zeros(4, np.int64))
+    with pytest.raises(RuntimeError, match=r"env worker 1 \(copies 2-3\) raised ValueError: the simulator diverged"):
+        vec.step(np.zeros(4, np.int64))
+    assert vec.closed
+    for process in processes:
+        process.join(timeout=10)
+        assert not process.is_alive()
+
+
+def test_an_exception_in_this_process_block_is_raised_as_is_and_closes_the_env():
+    vec = WorkerVectorEnv([FailsAtStep] * 4, 1)  # copies 0-1 step in this process
+    vec.reset(seed=[2, 0, 0, 0])
+    processes = list(vec._processes)
+    for _ in range(4):
+        vec.step(np.zeros(4, np.int64))
+    with pytest.raises(ValueError, match="the simulator diverged"):
+        vec.step(np.zeros(4, np.int64))
+    assert vec.closed
+    for process in processes:
+        process.join(timeout=10)
+        assert not process.is_alive()
+
+
+def test_close_stops_the_workers_and_bad_worker_counts_are_refused():
+    vec = WorkerVectorEnv([lambda: gymnasium.make("CartPole-v1")] * 3, 2)
+    processes = list(vec._processes)
+    assert len(processes) == 2 and all(p.is_alive() for p in processes)
+    vec.close()
+    vec.close()  # twice is fine
+    assert all(not p.is_alive() for p in processes)
+    with pytest.raises(ValueError, match="between 0 and 2"):
+        WorkerVectorEnv([lambda: gymnasium.make("CartPole-v1")] * 3, 3)
+    with pytest.raises(ConfigError, match="--env-workers must be between 0 and 3"):
+        make_vector(make_gymnasium("CartPole-v1"), 4, asynchronous=True, num_workers=4)
+
+
+def test_env_workers_flag_needs_the_async_driver(capsys):
+    assert main(["train", "ppo", "--env", "CartPole-v1", "--env-workers", "1", "--steps", "2048"]) == 2
+    assert "--driver gymnasium-async" in capsys.readouterr().err
+
+
+def test_the_async_driver_trains_from_the_cli(tmp_path, capsys):
+    code = main(["train", "ppo", "--env", "CartPole-v1", "--driver", "gymnasium-async", "--env-workers", "1",
+                 "--num-envs", "4", "--num-steps", "32", "--steps", "256", "--seeds", "1", "--eval-episodes", "2",
+                 "--no-progress", "--out", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    assert "evaluation: mean return" in capsys.readouterr().out
