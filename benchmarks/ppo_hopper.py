@@ -1,20 +1,24 @@
 """Benchmark: PPO on Gymnasium Hopper-v5 through the host driver, side by side with the raw
 simulator and Stable-Baselines3, measured back to back in one run.
 
-For each env count N (default 1 and 8), in this order:
-  1. raw simulator: the same Gymnasium vector env pgax uses (SyncVectorEnv of N Hopper-v5, same-step
-     autoreset), uniformly random actions drawn ahead of time, `--raw-steps` steps per env;
+For each env count N (default 1 and 8) and each pgax driver (`sync`: the `gymnasium` driver's
+SyncVectorEnv; `async`: the `gymnasium-async` driver's WorkerVectorEnv, this process plus one worker
+process per other core; async only for N > 1), in this order:
+  1. raw simulator: the same vector env of N Hopper-v5 copies that pgax uses (same-step autoreset),
+     uniformly random actions drawn ahead of time, `--raw-steps` steps in all;
   2. pgax PPO (`configs/ppo-mujoco.yaml`: 2048 steps per iteration = N envs × 2048/N steps, 10 epochs,
      32 minibatches, obs normalisation and reward scaling), 1 seed, `--steps` steps, timed
      excluding compilation (TrainResult.train_seconds);
-  3. SB3 PPO with the same settings (benchmarks/peers/sb3_ppo_hopper.py in benchmarks/.venv-peers,
-     torch 1 thread), `--sb3-steps` steps, if the peers venv exists.
+then SB3 PPO with the same settings (benchmarks/peers/sb3_ppo_hopper.py in benchmarks/.venv-peers,
+torch 1 thread), `--sb3-steps` steps, if the peers venv exists: DummyVecEnv, and for N > 1 also
+SubprocVecEnv (one process per env). pgax / SB3 is reported against SB3's faster vector env.
 
     bash benchmarks/peers/setup_peers.sh      # once, for the SB3 column
-    .venv/bin/python benchmarks/ppo_hopper.py [--envs 1 8] [--steps 40960] [--sb3-steps 20480]
+    .venv/bin/python benchmarks/ppo_hopper.py [--envs 1 8] [--drivers sync async] [--steps 40960]
+        [--sb3-steps 20480]
 
 Prints one line per measurement and a JSON line for RESULTS.md. Targets (issue 6): pgax ≥ 3× SB3
-and ≥ 50% of the raw simulator rate.
+and ≥ 50% of the raw simulator rate (of the same vector env).
 """
 
 from __future__ import annotations
@@ -41,10 +45,10 @@ PEERS_PYTHON = HERE / ".venv-peers" / "bin" / "python"
 CONFIG = HERE.parent / "configs" / "ppo-mujoco.yaml"
 
 
-def raw_simulator(num_envs: int, steps_per_env: int) -> float:
+def raw_simulator(num_envs: int, steps_per_env: int, asynchronous: bool) -> float:
     """Steps/s of the vector env alone under random actions (all envs counted)."""
     env = make_gymnasium("Hopper-v5")
-    vector_env = make_vector(env, num_envs)
+    vector_env = make_vector(env, num_envs, asynchronous)
     vector_env.reset(seed=list(range(num_envs)))
     actions = np.random.default_rng(0).uniform(-1, 1, (steps_per_env, num_envs, 3)).astype(np.float32)
     start = time.perf_counter()
@@ -55,7 +59,7 @@ def raw_simulator(num_envs: int, steps_per_env: int) -> float:
     return steps_per_env * num_envs / seconds
 
 
-def pgax_ppo(num_envs: int, steps: int) -> tuple[float, float]:
+def pgax_ppo(num_envs: int, steps: int, asynchronous: bool) -> tuple[float, float]:
     """(steps/s excluding compilation, compile seconds) of PPO with configs/ppo-mujoco.yaml, 1 seed."""
     file = yaml.safe_load(CONFIG.read_text())
     fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in file.items()
@@ -66,23 +70,26 @@ def pgax_ppo(num_envs: int, steps: int) -> tuple[float, float]:
     iterations = max(1, steps // cfg.batch_size)
     agent = make_ppo(cfg, env, iterations)
     result = train_host(agent, env, num_envs=cfg.num_envs, num_steps=cfg.num_steps, num_iterations=iterations,
-                        seeds=[0], normalize_obs=file["normalize_obs"], normalize_reward=file["normalize_reward"],
+                        seeds=[0], asynchronous=asynchronous, normalize_obs=file["normalize_obs"], normalize_reward=file["normalize_reward"],
                         gamma=cfg.gamma)
     return iterations * cfg.batch_size / result.train_seconds, result.compile_seconds
 
 
-def sb3_ppo(num_envs: int, steps: int) -> dict | None:
+def sb3_ppo(num_envs: int, steps: int, vec_env: str) -> dict | None:
     if not PEERS_PYTHON.exists():
         return None
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run([str(PEERS_PYTHON), str(HERE / "peers" / "sb3_ppo_hopper.py"), "--steps", str(steps),
-                          "--envs", str(num_envs)], capture_output=True, text=True, env=env, check=True)
+                          "--envs", str(num_envs), "--vec-env", vec_env], capture_output=True, text=True, env=env,
+                         check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--drivers", nargs="+", choices=["sync", "async"], default=["sync", "async"],
+                        help="pgax drivers to measure (async only where N > 1)")
     parser.add_argument("--steps", type=int, default=40_960, help="pgax PPO steps (whole 2048-step iterations)")
     parser.add_argument("--sb3-steps", type=int, default=20_480)
     parser.add_argument("--raw-steps", type=int, default=20_000, help="raw simulator steps in total per env count")
@@ -90,19 +97,34 @@ def main() -> None:
     args = parser.parse_args()
     results = {}
     for n in args.envs:
-        raw = raw_simulator(n, max(1, args.raw_steps // n))
-        print(f"Hopper-v5, {n} env(s): raw simulator {raw:,.0f} steps/s", flush=True)
-        sps, compile_s = pgax_ppo(n, args.steps)
-        print(f"Hopper-v5, {n} env(s): pgax PPO {sps:,.0f} steps/s ({sps / raw:.0%} of raw; compile {compile_s:.1f} s)",
-              flush=True)
-        row = {"raw_steps_per_second": round(raw), "pgax_steps_per_second": round(sps),
-               "pgax_fraction_of_raw": round(sps / raw, 3), "pgax_compile_seconds": round(compile_s, 1)}
-        sb3 = None if args.skip_sb3 else sb3_ppo(n, args.sb3_steps)
-        if sb3 is not None:
-            row.update(sb3_steps_per_second=sb3["steps_per_second"], sb3_cpu_seconds=sb3["cpu_seconds"],
-                       sb3_seconds=sb3["seconds"], pgax_over_sb3=round(sps / sb3["steps_per_second"], 2))
-            print(f"Hopper-v5, {n} env(s): SB3 {sb3['version']} PPO {sb3['steps_per_second']:,} steps/s "
-                  f"→ pgax is {sps / sb3['steps_per_second']:.1f}×", flush=True)
+        row: dict = {}
+        for driver in [d for d in args.drivers if d == "sync" or n > 1]:
+            asynchronous = driver == "async"
+            raw = raw_simulator(n, max(1, args.raw_steps // n), asynchronous)
+            print(f"Hopper-v5, {n} env(s), {driver}: raw simulator {raw:,.0f} steps/s", flush=True)
+            sps, compile_s = pgax_ppo(n, args.steps, asynchronous)
+            print(f"Hopper-v5, {n} env(s), {driver}: pgax PPO {sps:,.0f} steps/s ({sps / raw:.0%} of raw; "
+                  f"compile {compile_s:.1f} s)", flush=True)
+            row[driver] = {"raw_steps_per_second": round(raw), "pgax_steps_per_second": round(sps),
+                           "pgax_fraction_of_raw": round(sps / raw, 3), "pgax_compile_seconds": round(compile_s, 1)}
+        sb3_rates = {}
+        for vec_env in ([] if args.skip_sb3 else ["dummy", "subproc"] if n > 1 else ["dummy"]):
+            sb3 = sb3_ppo(n, args.sb3_steps, vec_env)
+            if sb3 is None:
+                break
+            sb3_rates[vec_env] = sb3["steps_per_second"]
+            row[f"sb3_{vec_env}"] = {"steps_per_second": sb3["steps_per_second"], "cpu_seconds": sb3["cpu_seconds"],
+                                     "seconds": sb3["seconds"], "version": sb3["version"]}
+            print(f"Hopper-v5, {n} env(s): SB3 {sb3['version']} PPO ({vec_env}) {sb3['steps_per_second']:,} steps/s",
+                  flush=True)
+        if sb3_rates:
+            best = max(sb3_rates.values())
+            for driver in ("sync", "async"):
+                if driver in row:
+                    ratio = row[driver]["pgax_steps_per_second"] / best
+                    row[driver]["pgax_over_best_sb3"] = round(ratio, 2)
+                    print(f"Hopper-v5, {n} env(s), {driver}: pgax is {ratio:.2f}× SB3's faster vector env "
+                          f"({best:,} steps/s)", flush=True)
         results[n] = row
     print(json.dumps({"benchmark": "ppo_hopper", "pgax_steps": args.steps, "sb3_steps": args.sb3_steps,
                       "results": results, "jax": jax.__version__, "cpus": os.cpu_count(),
