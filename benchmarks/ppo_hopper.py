@@ -1,11 +1,13 @@
 """Benchmark: PPO on Gymnasium Hopper-v5 through the host driver, side by side with the raw
 simulator and Stable-Baselines3, measured back to back in one run.
 
-For each env count N (default 1 and 8) and each pgax driver (`sync`: the `gymnasium` driver's
-SyncVectorEnv; `async`: the `gymnasium-async` driver's WorkerVectorEnv, this process plus one worker
-process per other core; async only for N > 1), in this order:
-  1. raw simulator: the same vector env of N Hopper-v5 copies that pgax uses (same-step autoreset),
-     uniformly random actions drawn ahead of time, `--raw-steps` steps in all;
+For each env count N (default 1 and 8): first Gymnasium's own SyncVectorEnv under random actions
+(for reference), then for each pgax driver (`sync`: the `gymnasium` driver, every copy in this
+process; `async`: the `gymnasium-async` driver, this process plus one worker process per other
+core; async only for N > 1), in this order:
+  1. raw simulator: the same vector env of N Hopper-v5 copies that pgax uses (`make_vector`, a
+     `WorkerVectorEnv`, same-step autoreset), uniformly random actions drawn ahead of time,
+     `--raw-steps` steps in all;
   2. pgax PPO (`configs/ppo-mujoco.yaml`: 2048 steps per iteration = N envs × 2048/N steps, 10 epochs,
      32 minibatches, obs normalisation and reward scaling), 1 seed, `--steps` steps, timed
      excluding compilation (TrainResult.train_seconds);
@@ -35,6 +37,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import yaml
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from pgax.algorithms import PPOConfig, make_ppo
 from pgax.envs.gymnasium_env import make_gymnasium, make_vector
@@ -45,10 +48,14 @@ PEERS_PYTHON = HERE / ".venv-peers" / "bin" / "python"
 CONFIG = HERE.parent / "configs" / "ppo-mujoco.yaml"
 
 
-def raw_simulator(num_envs: int, steps_per_env: int, asynchronous: bool) -> float:
-    """Steps/s of the vector env alone under random actions (all envs counted)."""
+def raw_simulator(num_envs: int, steps_per_env: int, asynchronous: bool | None) -> float:
+    """Steps/s of the vector env alone under random actions (all envs counted); asynchronous None:
+    Gymnasium's SyncVectorEnv instead of pgax's."""
     env = make_gymnasium("Hopper-v5")
-    vector_env = make_vector(env, num_envs, asynchronous)
+    if asynchronous is None:
+        vector_env = SyncVectorEnv([env.make_env] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+    else:
+        vector_env = make_vector(env, num_envs, asynchronous)
     vector_env.reset(seed=list(range(num_envs)))
     actions = np.random.default_rng(0).uniform(-1, 1, (steps_per_env, num_envs, 3)).astype(np.float32)
     start = time.perf_counter()
@@ -97,7 +104,9 @@ def main() -> None:
     args = parser.parse_args()
     results = {}
     for n in args.envs:
-        row: dict = {}
+        gym_sync = raw_simulator(n, max(1, args.raw_steps // n), None)
+        print(f"Hopper-v5, {n} env(s): raw simulator in Gymnasium's SyncVectorEnv {gym_sync:,.0f} steps/s", flush=True)
+        row: dict = {"raw_gymnasium_sync_vector_env": round(gym_sync)}
         for driver in [d for d in args.drivers if d == "sync" or n > 1]:
             asynchronous = driver == "async"
             raw = raw_simulator(n, max(1, args.raw_steps // n), asynchronous)

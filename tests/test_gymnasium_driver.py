@@ -194,17 +194,23 @@ def test_host_driver_matches_the_jitted_driver_on_cartpole():
     np.testing.assert_allclose(host.log_prob, np.log(0.5), rtol=1e-6)
 
 
-def test_async_vector_env_gives_the_same_batch_as_sync():
+def test_sync_and_async_vector_envs_give_the_batch_of_gymnasiums_sync_vector_env():
+    """The host driver over gymnasium's SyncVectorEnv, make_vector's sync env and its async env
+    with 2 workers: bit-identical batches, episode ends (and final observations) included."""
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
     env = make_gymnasium("CartPole-v1")
-    driver = make_host_driver(uniform_act, env, 2, 2)
+    driver = make_host_driver(uniform_act, env, 2, 3)
     batches = []
-    for asynchronous in (False, True):
-        vector_env = make_vector(env, 4, asynchronous)
-        state = driver.reset(vector_env, host_env_seeds([0, 1], 2))
+    for make in (lambda: SyncVectorEnv([env.make_env] * 6, autoreset_mode=AutoresetMode.SAME_STEP),
+                 lambda: make_vector(env, 6), lambda: make_vector(env, 6, asynchronous=True, num_workers=2)):
+        vector_env = make()
+        state = driver.reset(vector_env, host_env_seeds([0, 1], 3))
         batches.append(driver.rollout({}, state, vector_env, jax.random.split(jax.random.PRNGKey(0), 2), 60)[0])
         vector_env.close()
-    for a, b in zip(jax.tree_util.tree_leaves(batches[0]), jax.tree_util.tree_leaves(batches[1])):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for other in batches[1:]:
+        for a, b in zip(jax.tree_util.tree_leaves(batches[0]), jax.tree_util.tree_leaves(other)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert np.asarray(batches[0].done).any()
 
 

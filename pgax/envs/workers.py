@@ -1,4 +1,4 @@
-"""A vector env whose copies are shared out between this process and a few worker processes.
+"""The host driver's vector env: copies stepped in this process and, optionally, a few worker processes.
 
     WorkerVectorEnv(env_fns, num_workers) -> gymnasium.vector.VectorEnv
     default_num_workers(num_envs) -> int
@@ -15,7 +15,9 @@ block 0 is stepped in this process, blocks 1..W by W worker processes, all at th
 worker steps its block in a plain loop and sends back one float64 array per step (observations,
 final observations, rewards, flags); it polls its pipe for a few milliseconds before it sleeps on
 it (when there are at least W + 1 cores), so within a rollout it answers without a wake-up. With
-W = cores − 1 (the default of `make_vector`) every core steps a block.
+W = cores − 1 (the `gymnasium-async` driver's default) every core steps a block. W = 0 is the
+`gymnasium` driver's env: every copy in this process, stepped by the same lean loop, which skips
+`SyncVectorEnv`'s per-step info assembly (about 10% more steps/s on Hopper-v5 with 1 env).
 
 It behaves as a `SyncVectorEnv` of the same copies with `AutoresetMode.SAME_STEP` and the same
 seeds: the same observations, rewards and flags, in the same order; an episode that ends at step t
