@@ -344,7 +344,8 @@ def evaluate_host(agent: Agent, env, params: Any, obs_stats: Any, seeds: Sequenc
         return agent.act_deterministic(params, obs if stats is None else normalize_obs(stats, obs))
 
     act_all = jax.jit(jax.vmap(act_one))
-    vector_env = make_vector(env, S * E, asynchronous, num_workers)
+    workers = None if num_workers is None else min(num_workers, S * E - 1)  # fewer copies than in training: fewer workers
+    vector_env = make_vector(env, S * E, asynchronous, workers)
     try:
         raw, _ = vector_env.reset(seed=host_env_seeds(seeds, E, offset=1_000_000))
         total = np.zeros(S * E)

@@ -134,13 +134,18 @@ def test_close_stops_the_workers_and_bad_worker_counts_are_refused():
         make_vector(make_gymnasium("CartPole-v1"), 4, asynchronous=True, num_workers=4)
 
 
-def test_env_workers_flag_needs_the_async_driver(capsys):
+def test_env_workers_flag_needs_the_async_driver_and_enough_copies(capsys, tmp_path):
     assert main(["train", "ppo", "--env", "CartPole-v1", "--env-workers", "1", "--steps", "2048"]) == 2
     assert "--driver gymnasium-async" in capsys.readouterr().err
+    assert main(["train", "ppo", "--env", "CartPole-v1", "--driver", "gymnasium-async", "--env-workers", "4",
+                 "--num-envs", "2", "--seeds", "2", "--steps", "2048", "--out", str(tmp_path)]) == 2
+    assert "use at most 3" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before the run folder is made
 
 
 def test_the_async_driver_trains_from_the_cli(tmp_path, capsys):
-    code = main(["train", "ppo", "--env", "CartPole-v1", "--driver", "gymnasium-async", "--env-workers", "1",
+    """3 workers for the 4 training copies; the 2 evaluation copies get 1."""
+    code = main(["train", "ppo", "--env", "CartPole-v1", "--driver", "gymnasium-async", "--env-workers", "3",
                  "--num-envs", "4", "--num-steps", "32", "--steps", "256", "--seeds", "1", "--eval-episodes", "2",
                  "--no-progress", "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err
