@@ -43,6 +43,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import CloudpickleWrapper, batch_space
 
 SPIN_SECONDS = 0.005
 
@@ -149,152 +152,134 @@ def _worker(remote, parent_remote, env_fns, spin_seconds: float) -> None:
         remote.close()
 
 
-_CLASS: list = []
-
-
-class WorkerVectorEnv:
+class WorkerVectorEnv(VectorEnv):
     """N env copies stepped by this process and W worker processes (see the module docstring).
 
     env_fns: N factories of single envs (`() -> gymnasium.Env`), copy i = env_fns[i]().
     num_workers: W, 0 ≤ W < N (W = 0 steps every copy in this process).
-    A `gymnasium.vector.VectorEnv`: reset(seed=, options=) -> (obs [N, ...], info);
+    reset(seed=, options=) -> (obs [N, ...], {});
     step(actions [N, ...]) -> (obs [N, ...], reward [N], terminated [N], truncated [N], info).
     """
 
-    def __new__(cls, *args, **kwargs):  # the VectorEnv subclass is built on first use: gymnasium loads lazily
-        return _worker_vector_env_class()(*args, **kwargs)
+    def __init__(self, env_fns: Sequence[Callable[[], Any]], num_workers: int, context: str = "forkserver"):
+        num_envs = len(env_fns)
+        if num_envs < 1:
+            raise ValueError("WorkerVectorEnv needs at least one env")
+        if not 0 <= num_workers < num_envs:
+            raise ValueError(f"num_workers must be between 0 and {num_envs - 1} (the number of envs - 1), "
+                             f"got {num_workers}")
+        self.num_envs, self.num_workers = num_envs, num_workers
+        self.blocks = worker_blocks(num_envs, num_workers + 1)
+        self._remotes, self._processes, self._local, self._closed = [], [], None, False
+        # Polling before sleeping pays only while every process has a core of its own.
+        self._spin = SPIN_SECONDS if num_workers < _cores() else 0.0
+        try:
+            ctx = mp.get_context(context)
+            for w, block in enumerate(self.blocks[1:], start=1):
+                remote, worker_remote = ctx.Pipe()
+                fns = [CloudpickleWrapper(env_fns[i]) for i in block]
+                process = ctx.Process(target=_worker, args=(worker_remote, remote, fns, self._spin),
+                                      name=f"pgax-env-worker-{w}", daemon=True)
+                process.start()
+                worker_remote.close()
+                self._remotes.append(remote)
+                self._processes.append(process)
+            self._local = _Block([env_fns[i] for i in self.blocks[0]])
+            self._receive()
+        except BaseException:
+            self.close()
+            raise
+        obs_space = self._local.observation_space
+        if not isinstance(obs_space, (spaces.Box, spaces.Discrete)):
+            self.close()
+            raise ValueError(f"WorkerVectorEnv steps Box and Discrete observation spaces, "
+                             f"not {type(obs_space).__name__}")
+        self.single_observation_space, self.single_action_space = obs_space, self._local.action_space
+        self.observation_space = batch_space(obs_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.metadata = {**self._local.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
+        self._obs_shape, self._obs_dtype = tuple(obs_space.shape), obs_space.dtype
+        self._D = self._local.obs_size
 
-
-def _worker_vector_env_class():
-    if _CLASS:
-        return _CLASS[0]
-    from gymnasium import spaces
-    from gymnasium.vector import AutoresetMode, VectorEnv
-    from gymnasium.vector.utils import CloudpickleWrapper, batch_space
-
-    class _WorkerVectorEnv(VectorEnv):
-        def __init__(self, env_fns: Sequence[Callable[[], Any]], num_workers: int, context: str = "forkserver"):
-            num_envs = len(env_fns)
-            if num_envs < 1:
-                raise ValueError("WorkerVectorEnv needs at least one env")
-            if not 0 <= num_workers < num_envs:
-                raise ValueError(f"num_workers must be between 0 and {num_envs - 1} (the number of envs - 1), "
-                                 f"got {num_workers}")
-            self.num_envs, self.num_workers = num_envs, num_workers
-            self.blocks = worker_blocks(num_envs, num_workers + 1)
-            self._remotes, self._processes, self._local, self._closed = [], [], None, False
-            # Polling before sleeping pays only while every process has a core of its own.
-            self._spin = SPIN_SECONDS if num_workers < _cores() else 0.0
+    def _receive(self) -> list:
+        """The workers' answers in block order; a worker's error closes the env and is raised."""
+        results, error = [], None
+        for w, remote in enumerate(self._remotes, start=1):
+            _wait_for(remote, self._spin)
             try:
-                ctx = mp.get_context(context)
-                for w, block in enumerate(self.blocks[1:], start=1):
-                    remote, worker_remote = ctx.Pipe()
-                    fns = [CloudpickleWrapper(env_fns[i]) for i in block]
-                    process = ctx.Process(target=_worker, args=(worker_remote, remote, fns, self._spin),
-                                          name=f"pgax-env-worker-{w}", daemon=True)
-                    process.start()
-                    worker_remote.close()
-                    self._remotes.append(remote)
-                    self._processes.append(process)
-                self._local = _Block([env_fns[i] for i in self.blocks[0]])
-                self._receive()
-            except BaseException:
-                self.close()
-                raise
-            obs_space = self._local.observation_space
-            if not isinstance(obs_space, (spaces.Box, spaces.Discrete)):
-                self.close()
-                raise ValueError(f"WorkerVectorEnv steps Box and Discrete observation spaces, "
-                                 f"not {type(obs_space).__name__}")
-            self.single_observation_space, self.single_action_space = obs_space, self._local.action_space
-            self.observation_space = batch_space(obs_space, num_envs)
-            self.action_space = batch_space(self.single_action_space, num_envs)
-            self.metadata = {**self._local.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
-            self._obs_shape, self._obs_dtype = tuple(obs_space.shape), obs_space.dtype
-            self._D = self._local.obs_size
+                status, payload = remote.recv()
+            except (EOFError, ConnectionResetError):
+                status, payload = "error", ("EOFError", "the worker process died")
+            if status == "error" and error is None:
+                error = (w, payload)
+            results.append(payload)
+        if error is not None:
+            w, (name, message) = error
+            block = self.blocks[w]
+            self.close()
+            raise RuntimeError(f"env worker {w} (copies {block.start}-{block.stop - 1}) raised {name}: {message}")
+        return results
 
-        def _receive(self) -> list:
-            """The workers' answers in block order; a worker's error closes the env and is raised."""
-            results, error = [], None
-            for w, remote in enumerate(self._remotes, start=1):
-                _wait_for(remote, self._spin)
-                try:
-                    status, payload = remote.recv()
-                except (EOFError, ConnectionResetError):
-                    status, payload = "error", ("EOFError", "the worker process died")
-                if status == "error" and error is None:
-                    error = (w, payload)
-                results.append(payload)
-            if error is not None:
-                w, (name, message) = error
-                block = self.blocks[w]
-                self.close()
-                raise RuntimeError(f"env worker {w} (copies {block.start}-{block.stop - 1}) raised {name}: {message}")
-            return results
+    def _run_local(self, method, *args):
+        """Step or reset block 0; if it raises, the workers' answers are never read: close first."""
+        try:
+            return method(*args)
+        except BaseException:
+            self.close()
+            raise
 
-        def _run_local(self, method, *args):
-            """Step or reset block 0; if it raises, the workers' answers are never read: close first."""
+    def _obs(self, flat: np.ndarray) -> np.ndarray:
+        return flat.reshape((len(flat),) + self._obs_shape).astype(self._obs_dtype)
+
+    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict | None = None):
+        if seed is None or isinstance(seed, (int, np.integer)):
+            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"reset: {len(seeds)} seeds for {self.num_envs} envs")
+        for remote, block in zip(self._remotes, self.blocks[1:]):
+            remote.send(("reset", (seeds[block.start:block.stop], options)))
+        local = self._run_local(self._local.reset, seeds[:self.blocks[0].stop], options)
+        return self._obs(np.concatenate([local] + self._receive())), {}
+
+    def step(self, actions):
+        actions = np.asarray(actions)
+        for remote, block in zip(self._remotes, self.blocks[1:]):  # the workers step while this process does
+            remote.send(("step", actions[block.start:block.stop]))
+        out = np.concatenate([self._run_local(self._local.step, actions[:self.blocks[0].stop])] + self._receive())
+        D = self._D
+        terminated, truncated = out[:, 2 * D + 1] != 0, out[:, 2 * D + 2] != 0
+        info = {}
+        ended = terminated | truncated
+        if ended.any():
+            final = self._obs(out[:, D:2 * D])
+            info["final_obs"] = np.empty(self.num_envs, object)
+            for i in np.flatnonzero(ended):
+                info["final_obs"][i] = final[i]
+            info["_final_obs"] = ended
+        return self._obs(out[:, :D]), out[:, 2 * D].copy(), terminated, truncated, info
+
+    def close_extras(self, **kwargs):
+        if self._closed:
+            return
+        self._closed = True
+        for remote in self._remotes:
             try:
-                return method(*args)
-            except BaseException:
-                self.close()
-                raise
-
-        def _obs(self, flat: np.ndarray) -> np.ndarray:
-            return flat.reshape((len(flat),) + self._obs_shape).astype(self._obs_dtype)
-
-        def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict | None = None):
-            if seed is None or isinstance(seed, (int, np.integer)):
-                seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
-            else:
-                seeds = list(seed)
-                if len(seeds) != self.num_envs:
-                    raise ValueError(f"reset: {len(seeds)} seeds for {self.num_envs} envs")
-            for remote, block in zip(self._remotes, self.blocks[1:]):
-                remote.send(("reset", (seeds[block.start:block.stop], options)))
-            local = self._run_local(self._local.reset, seeds[:self.blocks[0].stop], options)
-            return self._obs(np.concatenate([local] + self._receive())), {}
-
-        def step(self, actions):
-            actions = np.asarray(actions)
-            for remote, block in zip(self._remotes, self.blocks[1:]):  # the workers step while this process does
-                remote.send(("step", actions[block.start:block.stop]))
-            out = np.concatenate([self._run_local(self._local.step, actions[:self.blocks[0].stop])] + self._receive())
-            D = self._D
-            terminated, truncated = out[:, 2 * D + 1] != 0, out[:, 2 * D + 2] != 0
-            info = {}
-            ended = terminated | truncated
-            if ended.any():
-                final = self._obs(out[:, D:2 * D])
-                info["final_obs"] = np.empty(self.num_envs, object)
-                for i in np.flatnonzero(ended):
-                    info["final_obs"][i] = final[i]
-                info["_final_obs"] = ended
-            return self._obs(out[:, :D]), out[:, 2 * D].copy(), terminated, truncated, info
-
-        def close_extras(self, **kwargs):
-            if self._closed:
-                return
-            self._closed = True
-            for remote in self._remotes:
-                try:
-                    remote.send(("close", None))
-                except (BrokenPipeError, OSError):
-                    pass
-            for process in self._processes:
-                process.join(timeout=5)
-                if process.is_alive():
-                    process.terminate()
-            for remote in self._remotes:
-                remote.close()
-            if self._local is not None:
-                self._local.close()
-
-        def __del__(self):
-            try:
-                self.close()
-            except Exception:  # noqa: BLE001 - interpreter shutdown
+                remote.send(("close", None))
+            except (BrokenPipeError, OSError):
                 pass
+        for process in self._processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
+        for remote in self._remotes:
+            remote.close()
+        if self._local is not None:
+            self._local.close()
 
-    _CLASS.append(_WorkerVectorEnv)
-    return _WorkerVectorEnv
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
