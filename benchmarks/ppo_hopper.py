@@ -3,8 +3,9 @@ simulator and Stable-Baselines3, measured back to back in one run.
 
 For each env count N (default 1 and 8): first Gymnasium's own SyncVectorEnv under random actions
 (for reference), then for each pgax driver (`sync`: the `gymnasium` driver, every copy in this
-process; `async`: the `gymnasium-async` driver, this process plus one worker process per other
-core; async only for N > 1), in this order:
+process; `async`: the `gymnasium-async` driver with its default workers: for N < cores a worker per
+copy, this process only running the policy, else this process plus one worker per other core), in
+this order:
   1. raw simulator: the same vector env of N Hopper-v5 copies that pgax uses (`make_vector`, a
      `WorkerVectorEnv`, same-step autoreset), uniformly random actions drawn ahead of time,
      `--raw-steps` steps in all;
@@ -48,9 +49,9 @@ PEERS_PYTHON = HERE / ".venv-peers" / "bin" / "python"
 CONFIG = HERE.parent / "configs" / "ppo-mujoco.yaml"
 
 
-def raw_simulator(num_envs: int, steps_per_env: int, asynchronous: bool | None) -> float:
-    """Steps/s of the vector env alone under random actions (all envs counted); asynchronous None:
-    Gymnasium's SyncVectorEnv instead of pgax's."""
+def raw_simulator(num_envs: int, steps_per_env: int, asynchronous: bool | None) -> tuple[float, str]:
+    """(steps/s of the vector env alone under random actions, all envs counted; its layout);
+    asynchronous None: Gymnasium's SyncVectorEnv instead of pgax's."""
     env = make_gymnasium("Hopper-v5")
     if asynchronous is None:
         vector_env = SyncVectorEnv([env.make_env] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
@@ -62,8 +63,10 @@ def raw_simulator(num_envs: int, steps_per_env: int, asynchronous: bool | None) 
     for a in actions:
         vector_env.step(a)
     seconds = time.perf_counter() - start
+    layout = ("SyncVectorEnv" if asynchronous is None else
+              f"{vector_env.num_workers} worker(s), {len(vector_env.blocks[0])} copies here, {'spinning' if vector_env.spins else 'sleeping'} waits")
     vector_env.close()
-    return steps_per_env * num_envs / seconds
+    return steps_per_env * num_envs / seconds, layout
 
 
 def pgax_ppo(num_envs: int, steps: int, asynchronous: bool) -> tuple[float, float]:
@@ -96,7 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--drivers", nargs="+", choices=["sync", "async"], default=["sync", "async"],
-                        help="pgax drivers to measure (async only where N > 1)")
+                        help="pgax drivers to measure")
     parser.add_argument("--steps", type=int, default=40_960, help="pgax PPO steps (whole 2048-step iterations)")
     parser.add_argument("--sb3-steps", type=int, default=20_480)
     parser.add_argument("--raw-steps", type=int, default=20_000, help="raw simulator steps in total per env count")
@@ -104,17 +107,17 @@ def main() -> None:
     args = parser.parse_args()
     results = {}
     for n in args.envs:
-        gym_sync = raw_simulator(n, max(1, args.raw_steps // n), None)
+        gym_sync, _ = raw_simulator(n, max(1, args.raw_steps // n), None)
         print(f"Hopper-v5, {n} env(s): raw simulator in Gymnasium's SyncVectorEnv {gym_sync:,.0f} steps/s", flush=True)
         row: dict = {"raw_gymnasium_sync_vector_env": round(gym_sync)}
-        for driver in [d for d in args.drivers if d == "sync" or n > 1]:
+        for driver in args.drivers:
             asynchronous = driver == "async"
-            raw = raw_simulator(n, max(1, args.raw_steps // n), asynchronous)
-            print(f"Hopper-v5, {n} env(s), {driver}: raw simulator {raw:,.0f} steps/s", flush=True)
+            raw, layout = raw_simulator(n, max(1, args.raw_steps // n), asynchronous)
+            print(f"Hopper-v5, {n} env(s), {driver} ({layout}): raw simulator {raw:,.0f} steps/s", flush=True)
             sps, compile_s = pgax_ppo(n, args.steps, asynchronous)
             print(f"Hopper-v5, {n} env(s), {driver}: pgax PPO {sps:,.0f} steps/s ({sps / raw:.0%} of raw; "
                   f"compile {compile_s:.1f} s)", flush=True)
-            row[driver] = {"raw_steps_per_second": round(raw), "pgax_steps_per_second": round(sps),
+            row[driver] = {"layout": layout, "raw_steps_per_second": round(raw), "pgax_steps_per_second": round(sps),
                            "pgax_fraction_of_raw": round(sps / raw, 3), "pgax_compile_seconds": round(compile_s, 1)}
         sb3_rates = {}
         for vec_env in ([] if args.skip_sb3 else ["dummy", "subproc"] if n > 1 else ["dummy"]):

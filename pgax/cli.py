@@ -62,8 +62,9 @@ class RunOptions:
     driver: str = "auto"
     """Rollout driver: auto (jax for `pgax list` ids, else gymnasium), jax, gymnasium, gymnasium-async."""
     env_workers: int | None = None
-    """Worker processes of --driver gymnasium-async besides the main one (default: one per core besides it;
-    at most seeds × num_envs − 1; evaluation uses fewer when it has fewer env copies)."""
+    """Worker processes of --driver gymnasium-async besides the main one, at most seeds × num_envs (that many:
+    a worker per env copy, the main process only runs the policy). Default: a worker per copy while there are
+    fewer copies than cores, else one per core besides the main one. Evaluation uses fewer when it has fewer copies."""
     normalize_obs: bool = False
     """Running observation normalisation, clipped at 10 (gymnasium drivers; see docs/gymnasium.md)."""
     normalize_reward: bool = False
@@ -296,9 +297,9 @@ def run_training(preset, run: RunOptions, config, run_dir: Path | None = None) -
         raise ConfigError(f"--steps {run.steps} is less than one batch of num_envs × num_steps = {batch_size}; "
                           f"raise --steps to at least {batch_size}")
     copies = run.seeds * config.num_envs
-    if run.env_workers is not None and run.env_workers >= copies:
-        raise ConfigError(f"--env-workers {run.env_workers} needs more env copies than seeds × num_envs = {copies}; "
-                          f"use at most {copies - 1}")
+    if run.env_workers is not None and run.env_workers > copies:
+        raise ConfigError(f"--env-workers {run.env_workers} is more than the seeds × num_envs = {copies} env copies; "
+                          f"use at most {copies}")
     seeds = list(range(run.seed, run.seed + run.seeds))
     agent = preset.make_agent(config, env, num_iterations)
     chunk = run.chunk_iterations or default_chunk_iterations(num_iterations)

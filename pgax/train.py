@@ -226,7 +226,8 @@ def train_host(agent: Agent, env, *, num_envs: int, num_steps: int, num_iteratio
 
     Args (as `train`, plus):
         asynchronous: step the copies in this process and `num_workers` worker processes at once
-            (`pgax.envs.workers.WorkerVectorEnv`; default one worker per core besides this one).
+            (`pgax.envs.workers.WorkerVectorEnv`; num_workers = S × N: a worker per copy, this
+            process only runs the policy; default `pgax.envs.workers.default_num_workers`).
         normalize_obs, normalize_reward: running observation normalisation and reward scaling
             (`pgax.envs.normalize`, clip 10); the statistics are in `result.state.rollout`.
         gamma: discount of the return whose running std scales the rewards.
@@ -344,7 +345,7 @@ def evaluate_host(agent: Agent, env, params: Any, obs_stats: Any, seeds: Sequenc
         return agent.act_deterministic(params, obs if stats is None else normalize_obs(stats, obs))
 
     act_all = jax.jit(jax.vmap(act_one))
-    workers = None if num_workers is None else min(num_workers, S * E - 1)  # fewer copies than in training: fewer workers
+    workers = None if num_workers is None else min(num_workers, S * E)  # fewer copies than in training: fewer workers
     vector_env = make_vector(env, S * E, asynchronous, workers)
     try:
         raw, _ = vector_env.reset(seed=host_env_seeds(seeds, E, offset=1_000_000))

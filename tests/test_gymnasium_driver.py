@@ -196,14 +196,16 @@ def test_host_driver_matches_the_jitted_driver_on_cartpole():
 
 def test_sync_and_async_vector_envs_give_the_batch_of_gymnasiums_sync_vector_env():
     """The host driver over gymnasium's SyncVectorEnv, make_vector's sync env and its async env
-    with 2 workers: bit-identical batches, episode ends (and final observations) included."""
+    with 2 workers and with a worker per copy: bit-identical batches, episode ends (and final
+    observations) included."""
     from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
     env = make_gymnasium("CartPole-v1")
     driver = make_host_driver(uniform_act, env, 2, 3)
     batches = []
     for make in (lambda: SyncVectorEnv([env.make_env] * 6, autoreset_mode=AutoresetMode.SAME_STEP),
-                 lambda: make_vector(env, 6), lambda: make_vector(env, 6, asynchronous=True, num_workers=2)):
+                 lambda: make_vector(env, 6), lambda: make_vector(env, 6, asynchronous=True, num_workers=2),
+                 lambda: make_vector(env, 6, asynchronous=True, num_workers=6)):
         vector_env = make()
         state = driver.reset(vector_env, host_env_seeds([0, 1], 3))
         batches.append(driver.rollout({}, state, vector_env, jax.random.split(jax.random.PRNGKey(0), 2), 60)[0])

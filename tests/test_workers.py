@@ -1,5 +1,6 @@
-"""WorkerVectorEnv (pgax/envs/workers.py): the same steps as a same-step-autoreset SyncVectorEnv,
-errors from workers, closing, and its use by the gymnasium-async driver."""
+"""WorkerVectorEnv (pgax/envs/workers.py): the same steps as a same-step-autoreset SyncVectorEnv in
+every layout, with spinning and with sleeping waits, errors from workers, closing, and its use by the
+gymnasium-async driver."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from pgax.cli import main
 from pgax.envs.gymnasium_env import make_gymnasium, make_vector
+from pgax.envs import workers
 from pgax.envs.workers import WorkerVectorEnv, default_num_workers, worker_blocks
 from pgax.errors import ConfigError
 
@@ -42,17 +44,33 @@ def test_worker_blocks_partition_the_copies_evenly():
             assert [i for block in blocks for i in block] == list(range(n))
             sizes = [len(block) for block in blocks]
             assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
-    assert 0 <= default_num_workers(8) <= 7 and default_num_workers(1) == 0
 
 
-@pytest.mark.parametrize("env_id, workers", [("CartPole-v1", 2), ("FrozenLake-v1", 1), ("Pendulum-v1", 0)])
-def test_worker_vector_env_steps_exactly_as_sync_vector_env(env_id, workers):
+@pytest.mark.parametrize("cores, expected", [
+    (2, {1: 1, 2: 1, 8: 1}),  # fewer copies than cores: a worker per copy
+    (4, {1: 1, 3: 3, 4: 3, 8: 3}),
+    (1, {1: 0, 8: 0}),
+])
+def test_default_worker_counts(monkeypatch, cores, expected):
+    monkeypatch.setattr(workers, "_cores", lambda: cores)
+    assert {n: default_num_workers(n) for n in expected} == expected
+
+
+@pytest.mark.parametrize("env_id, n, num_workers", [
+    ("CartPole-v1", 5, 2),  # this process and 2 workers
+    ("FrozenLake-v1", 5, 1),  # Discrete observations and actions; spinning waits on a machine with 2+ cores
+    ("Pendulum-v1", 5, 0),  # every copy here
+    ("CartPole-v1", 5, 5),  # a worker per copy, none here
+    ("FrozenLake-v1", 1, 1),
+    ("Pendulum-v1", 1, 1),  # Box actions
+])
+def test_worker_vector_env_steps_exactly_as_sync_vector_env(env_id, n, num_workers):
     """Observations (Box and Discrete), rewards, flags with their dtypes, and the final observations
     of ended episodes, step by step, through many autoresets (CartPole and FrozenLake end often)."""
-    n = 5
     sync = SyncVectorEnv([lambda: gymnasium.make(env_id)] * n, autoreset_mode=AutoresetMode.SAME_STEP)
-    vec = WorkerVectorEnv([lambda: gymnasium.make(env_id)] * n, workers)
+    vec = WorkerVectorEnv([lambda: gymnasium.make(env_id)] * n, num_workers)
     try:
+        assert vec.spins == (num_workers < workers._cores())
         assert vec.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
         assert vec.single_observation_space == sync.single_observation_space
         assert vec.observation_space == sync.observation_space and vec.action_space == sync.action_space
@@ -81,6 +99,44 @@ def test_worker_vector_env_steps_exactly_as_sync_vector_env(env_id, workers):
         vec.close()
 
 
+def test_with_more_processes_than_cores_the_waits_sleep_and_the_steps_stay_the_same(monkeypatch):
+    monkeypatch.setattr(workers, "_cores", lambda: 1)
+    sync = SyncVectorEnv([lambda: gymnasium.make("Pendulum-v1")], autoreset_mode=AutoresetMode.SAME_STEP)
+    vec = WorkerVectorEnv([lambda: gymnasium.make("Pendulum-v1")], 1)
+    try:
+        assert not vec.spins
+        np.testing.assert_array_equal(sync.reset(seed=3)[0], vec.reset(seed=3)[0])
+        for a in np.linspace(-2.0, 2.0, 40, dtype=np.float32):
+            for x, y in zip(sync.step(np.full((1, 1), a))[:4], vec.step(np.full((1, 1), a))[:4]):
+                np.testing.assert_array_equal(x, y)
+    finally:
+        sync.close()
+        vec.close()
+
+
+def test_shared_memory_segments_are_removed_on_close():
+    from multiprocessing import shared_memory
+
+    vec = WorkerVectorEnv([lambda: gymnasium.make("Pendulum-v1")], 1)
+    name = vec._slots[0].memory.name
+    vec.reset(seed=0)
+    vec.step(np.zeros((1, 1), np.float32))
+    vec.close()
+    with pytest.raises(FileNotFoundError):
+        shared_memory.SharedMemory(name=name)
+
+
+def test_a_worker_that_dies_during_a_step_is_reported_and_closes_the_env():
+    vec = WorkerVectorEnv([lambda: gymnasium.make("CartPole-v1")] * 2, 1)  # copy 1 in worker 1
+    vec.reset(seed=0)
+    vec.step(np.zeros(2, np.int64))
+    vec._processes[0].kill()
+    vec._processes[0].join(timeout=10)
+    with pytest.raises(RuntimeError, match=r"env worker 1 \(copies 1-1\) raised EOFError: the worker process died"):
+        vec.step(np.zeros(2, np.int64))
+    assert vec.closed
+
+
 def test_an_int_seed_seeds_copies_seed_plus_i_as_gymnasium_does():
     sync = SyncVectorEnv([lambda: gymnasium.make("CartPole-v1")] * 3)
     vec = WorkerVectorEnv([lambda: gymnasium.make("CartPole-v1")] * 3, 1)
@@ -93,7 +149,9 @@ def test_an_int_seed_seeds_copies_seed_plus_i_as_gymnasium_does():
         vec.close()
 
 
-def test_an_exception_in_a_worker_names_the_worker_and_closes_the_env():
+@pytest.mark.parametrize("cores", [4, 1])  # spinning waits, sleeping waits
+def test_an_exception_in_a_worker_names_the_worker_and_closes_the_env(monkeypatch, cores):
+    monkeypatch.setattr(workers, "_cores", lambda: cores)
     vec = WorkerVectorEnv([FailsAtStep] * 4, 1)  # copies 2-3 step in worker 1
     vec.reset(seed=0)  # seeds 0-3: copies 2 and 3 fail
     processes = list(vec._processes)
@@ -128,18 +186,18 @@ def test_close_stops_the_workers_and_bad_worker_counts_are_refused():
     vec.close()
     vec.close()  # twice is fine
     assert all(not p.is_alive() for p in processes)
-    with pytest.raises(ValueError, match="between 0 and 2"):
-        WorkerVectorEnv([lambda: gymnasium.make("CartPole-v1")] * 3, 3)
-    with pytest.raises(ConfigError, match="--env-workers must be between 0 and 3"):
-        make_vector(make_gymnasium("CartPole-v1"), 4, asynchronous=True, num_workers=4)
+    with pytest.raises(ValueError, match="between 0 and 3"):
+        WorkerVectorEnv([lambda: gymnasium.make("CartPole-v1")] * 3, 4)
+    with pytest.raises(ConfigError, match="--env-workers must be between 0 and 4"):
+        make_vector(make_gymnasium("CartPole-v1"), 4, asynchronous=True, num_workers=5)
 
 
 def test_env_workers_flag_needs_the_async_driver_and_enough_copies(capsys, tmp_path):
     assert main(["train", "ppo", "--env", "CartPole-v1", "--env-workers", "1", "--steps", "2048"]) == 2
     assert "--driver gymnasium-async" in capsys.readouterr().err
-    assert main(["train", "ppo", "--env", "CartPole-v1", "--driver", "gymnasium-async", "--env-workers", "4",
+    assert main(["train", "ppo", "--env", "CartPole-v1", "--driver", "gymnasium-async", "--env-workers", "5",
                  "--num-envs", "2", "--seeds", "2", "--steps", "2048", "--out", str(tmp_path)]) == 2
-    assert "use at most 3" in capsys.readouterr().err
+    assert "use at most 4" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # refused before the run folder is made
 
 

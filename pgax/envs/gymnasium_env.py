@@ -182,8 +182,10 @@ def make_vector(env: GymnasiumEnv, count: int, asynchronous: bool = False, num_w
 
     Sync by default: every copy is stepped in this process by a lean loop (no per-step info dicts;
     about 10% faster than SyncVectorEnv on Hopper-v5). `asynchronous` shares the copies out
-    between this process and `num_workers` worker processes that step at the same time (default:
-    one worker per core besides this process's, fewer when there are fewer copies).
+    between this process and `num_workers` worker processes that step at the same time; with
+    num_workers = count every copy has a worker and this process only runs the policy (default:
+    `pgax.envs.workers.default_num_workers`: a worker per copy while there are fewer copies than
+    cores, else one per core besides this process's).
     """
     from pgax.envs.workers import WorkerVectorEnv, default_num_workers
 
@@ -191,9 +193,8 @@ def make_vector(env: GymnasiumEnv, count: int, asynchronous: bool = False, num_w
     if not asynchronous:
         return WorkerVectorEnv(fns, 0)
     workers = default_num_workers(count) if num_workers is None else num_workers
-    if not 0 <= workers < count:
-        raise ConfigError(f"--env-workers must be between 0 and {count - 1} (one less than the {count} env "
-                          f"copies), got {workers}")
+    if not 0 <= workers <= count:
+        raise ConfigError(f"--env-workers must be between 0 and {count} (the number of env copies), got {workers}")
     return WorkerVectorEnv(fns, workers)
 
 

@@ -1,4 +1,4 @@
-"""The host driver's vector env: copies stepped in this process and, optionally, a few worker processes.
+"""The host driver's vector env: copies stepped in this process and, optionally, worker processes.
 
     WorkerVectorEnv(env_fns, num_workers) -> gymnasium.vector.VectorEnv
     default_num_workers(num_envs) -> int
@@ -10,21 +10,36 @@ at about 4,300 steps/s that way, against 7,000-8,000 in one process (`SyncVector
 process that sleeps on a pipe, and pickling a small info dict (≈ 200 µs to dump and load for 4
 Hopper copies), each cost more than a MuJoCo step.
 
-`WorkerVectorEnv` splits the N copies into W + 1 contiguous blocks (sizes differ by at most one):
-block 0 is stepped in this process, blocks 1..W by W worker processes, all at the same time. A
-worker steps its block in a plain loop and sends back one float64 array per step (observations,
-final observations, rewards, flags); it polls its pipe for a few milliseconds before it sleeps on
-it (when there are at least W + 1 cores), so within a rollout it answers without a wake-up. With
-W = cores − 1 (the `gymnasium-async` driver's default) every core steps a block. W = 0 is the
-`gymnasium` driver's env: every copy in this process, stepped by the same lean loop, which skips
-`SyncVectorEnv`'s per-step info assembly (about 10% more steps/s on Hopper-v5 with 1 env).
+Layout. With W < N workers the N copies are split into W + 1 contiguous blocks (sizes differ by at
+most one): block 0 is stepped in this process, blocks 1..W by W worker processes, all at the same
+time. With W = N every copy has a worker of its own and this process steps none: it only runs the
+policy. That pays even for a single copy: a MuJoCo step and a jitted policy call that alternate on
+one core evict each other from the caches (Hopper-v5: 119 µs per step alone, ≈ 150 µs between
+policy calls; the policy call 16 µs alone, ≈ 42 µs between steps), while on two cores each keeps
+its own warm. W = 0 is the `gymnasium` driver's env: every copy in this process, stepped by the same
+lean loop, which skips `SyncVectorEnv`'s per-step info assembly (about 10% more steps/s on
+Hopper-v5 with 1 env).
+
+Transport. Steps go through shared memory: this process writes a worker's actions and posts its
+request semaphore; the worker steps its block, writes one float64 array (observations, final
+observations, rewards, flags) and posts its answer semaphore. Posting and taking a semaphore are
+memory barriers, so this is correct on any machine. While every process has a core of its own
+(W + 1 ≤ cores) a waiting process spins on the semaphore for up to 5 ms (yielding its core every
+few microseconds) before it sleeps on it: a hand-over then costs a few microseconds, where waking a
+sleeping process costs ≈ 90 µs on this project's VM (1 Hopper-v5 copy in a worker: 124 µs per step
+with spinning waits, 310 µs with sleeping ones, two wake-ups per step). An idle
+worker (during the learning phase) sleeps after those 5 ms. With more processes than cores the
+waits sleep at once. The spinning assumes the cores are free: two async runs side by side on two
+cores run at about 2,500 steps/s each on Hopper-v5 with 1 env, where the sync driver runs at
+4,000 each. Resets, closing and errors use a pipe per worker.
 
 It behaves as a `SyncVectorEnv` of the same copies with `AutoresetMode.SAME_STEP` and the same
 seeds: the same observations, rewards and flags, in the same order; an episode that ends at step t
 is reset within that step and its final observation is `info["final_obs"][i]` (mask
 `info["_final_obs"]`). The info dict holds only those two keys: the copies' own info entries are
 dropped, because shipping them between processes costs more than the step itself. Observation
-spaces: Box and Discrete (what pgax trains on).
+spaces: Box and Discrete (what pgax trains on); action spaces: Box and Discrete, and actions reach
+a copy as arrays (scalars for Discrete) of the action space's dtype.
 
 Workers are started by a forkserver (forking a process whose JAX threads run is unsafe); the env
 factories travel with cloudpickle, as in `AsyncVectorEnv`, so lambdas work. A worker ignores
@@ -39,7 +54,9 @@ import multiprocessing as mp
 import os
 import signal
 import time
+import weakref
 from collections.abc import Callable, Sequence
+from multiprocessing import shared_memory
 from typing import Any
 
 import numpy as np
@@ -47,7 +64,10 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import CloudpickleWrapper, batch_space
 
-SPIN_SECONDS = 0.005
+SPIN_SECONDS = 0.005  # how long a waiting process spins before it sleeps
+SPIN_CHECKS = 256  # looks at a semaphore between looks at the pipe and yields of the core
+WAKE_SECONDS = 0.05  # a sleeping waiter's timeout, to look at the pipe for errors and a closed main process
+_yield = getattr(os, "sched_yield", lambda: None)
 
 
 def _cores() -> int:
@@ -55,9 +75,11 @@ def _cores() -> int:
 
 
 def default_num_workers(num_envs: int) -> int:
-    """Worker processes for `num_envs` copies: one per core besides this process's, at most one
-    per copy besides block 0."""
-    return max(0, min(_cores(), num_envs) - 1)
+    """Worker processes for `num_envs` copies: one per copy (this process then only runs the policy)
+    while there are fewer copies than cores; otherwise one per core besides this process's, which
+    steps block 0."""
+    cores = _cores()
+    return num_envs if num_envs < cores else max(0, cores - 1)
 
 
 def worker_blocks(num_envs: int, num_blocks: int) -> list[range]:
@@ -74,6 +96,10 @@ def _wait_for(remote, seconds: float = SPIN_SECONDS) -> None:
     deadline = time.perf_counter() + seconds
     while not remote.poll() and time.perf_counter() < deadline:
         pass
+
+
+def _flat_size(space) -> int:
+    return int(np.prod(space.shape)) if space.shape else 1
 
 
 class _Block:
@@ -95,7 +121,7 @@ class _Block:
         space = self.envs[0].observation_space
         self.observation_space, self.action_space = space, self.envs[0].action_space
         self.metadata = getattr(self.envs[0], "metadata", {})
-        self.obs_size = int(np.prod(space.shape)) if space.shape else 1
+        self.obs_size = _flat_size(space)
 
     def reset(self, seeds: Sequence[int | None], options: dict | None) -> np.ndarray:
         out = np.empty((len(self.envs), self.obs_size))
@@ -103,9 +129,11 @@ class _Block:
             out[i] = np.asarray(env.reset(seed=seed, options=options)[0], np.float64).reshape(-1)
         return out
 
-    def step(self, actions) -> np.ndarray:
+    def step(self, actions, out: np.ndarray | None = None) -> np.ndarray:
+        """Step every copy; the results go into `out` ([n, 2D + 3], e.g. shared memory) if given."""
         D = self.obs_size
-        out = np.empty((len(self.envs), 2 * D + 3))
+        if out is None:
+            out = np.empty((len(self.envs), 2 * D + 3))
         for i, env in enumerate(self.envs):
             obs, reward, terminated, truncated, _ = env.step(actions[i])
             out[i, D:2 * D] = np.asarray(obs, np.float64).reshape(-1)
@@ -120,21 +148,93 @@ class _Block:
             env.close()
 
 
-def _worker(remote, parent_remote, env_fns, spin_seconds: float) -> None:
-    """Worker loop over one `_Block`; commands come as (name, payload) tuples, answers go back as
-    ("ok", result) or ("error", (exception name, first line of its message))."""
+class _SharedSlot:
+    """One worker's step buffers in a `SharedMemory` segment, and the two semaphores that hand a step
+    over (posting and taking a semaphore are full memory barriers, so what was written before a post
+    is seen after the take, on any machine).
+
+    counters: int64 [1]: the number of the last step requested, written by the main process; a
+        post of `request` with the counter unchanged means a command waits on the pipe.
+    actions: float64 [n, A] (A = flattened action size); results: float64 [n, 2D + 3] as `_Block.step`.
+    """
+
+    def __init__(self, memory: shared_memory.SharedMemory, semaphores, n: int, action_size: int, obs_size: int):
+        self.memory, (self.request, self.answer) = memory, semaphores
+        self.counters = np.ndarray((1,), np.int64, memory.buf, 0)
+        self.actions = np.ndarray((n, action_size), np.float64, memory.buf, 64)
+        self.results = np.ndarray((n, 2 * obs_size + 3), np.float64, memory.buf, 64 + 8 * n * action_size)
+
+    @staticmethod
+    def nbytes(n: int, action_size: int, obs_size: int) -> int:
+        return 64 + 8 * n * (action_size + 2 * obs_size + 3)
+
+    def release(self, unlink: bool = False) -> None:
+        """Drop the views (a segment with live views cannot be closed), close the segment and, in the
+        process that made it, unlink it. Safe to call twice."""
+        if self.memory is None:
+            return
+        memory, self.memory = self.memory, None
+        del self.counters, self.actions, self.results
+        memory.close()
+        if unlink:
+            memory.unlink()
+
+
+def _release_slots(slots: list) -> None:
+    for slot in slots:
+        slot.release(unlink=True)
+
+
+def _take(semaphore, remote, spin_seconds: float) -> bool:
+    """Take `semaphore`: spin on it for `spin_seconds` (yielding the core now and then, so that a
+    process waiting for it runs), then sleep on it. False, without taking it, as soon as something
+    is on the pipe `remote` (a message or its end)."""
+    deadline = time.perf_counter() + spin_seconds
+    while time.perf_counter() < deadline:
+        for _ in range(SPIN_CHECKS):
+            if semaphore.acquire(False):
+                return True
+        if remote.poll():
+            return False
+        _yield()
+    while not semaphore.acquire(True, WAKE_SECONDS):
+        if remote.poll():
+            return False
+    return True
+
+
+def _worker(remote, parent_remote, env_fns, semaphores, spin_seconds: float) -> None:
+    """Worker loop over one `_Block`. First it sends its spaces and gets the name of its shared-memory
+    segment. Then a post of the request semaphore is either a step (the request counter moved on:
+    step the block, write the results, post the answer semaphore) or a command on the pipe: a
+    (name, payload) tuple, answered with ("ok", result) or ("error", (exception name, first line of
+    its message)); errors in steps are reported the same way."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent_remote.close()
-    block = None
+    block = slot = None
     try:
         block = _Block(env_fns)
+        remote.send(("ok", (block.observation_space, block.action_space, block.metadata)))
+        command, name = remote.recv()
+        if command != "shared":  # "close" before the env was complete
+            return
+        slot = _SharedSlot(shared_memory.SharedMemory(name=name), semaphores, len(block.envs),
+                           _flat_size(block.action_space), block.obs_size)
         remote.send(("ok", None))
+        shape, dtype = tuple(block.action_space.shape), block.action_space.dtype
+        answered = 0
         while True:
-            _wait_for(remote, spin_seconds)
+            if not _take(slot.request, remote, spin_seconds):  # a command came before its post: take the post
+                slot.request.acquire(True, 1.0)  # (none comes if the main process is gone: recv then ends)
+            requested = int(slot.counters[0])
+            if requested != answered:
+                actions = slot.actions.reshape((len(slot.actions),) + shape).astype(dtype)
+                block.step(actions, out=slot.results)
+                answered = requested
+                slot.answer.release()
+                continue
             command, payload = remote.recv()
-            if command == "step":
-                remote.send(("ok", block.step(payload)))
-            elif command == "reset":
+            if command == "reset":
                 remote.send(("ok", block.reset(*payload)))
             else:  # "close"
                 break
@@ -147,6 +247,8 @@ def _worker(remote, parent_remote, env_fns, spin_seconds: float) -> None:
         except (BrokenPipeError, OSError):
             pass
     finally:
+        if slot is not None:
+            slot.release()
         if block is not None:
             block.close()
         remote.close()
@@ -156,7 +258,8 @@ class WorkerVectorEnv(VectorEnv):
     """N env copies stepped by this process and W worker processes (see the module docstring).
 
     env_fns: N factories of single envs (`() -> gymnasium.Env`), copy i = env_fns[i]().
-    num_workers: W, 0 ≤ W < N (W = 0 steps every copy in this process).
+    num_workers: W, 0 ≤ W ≤ N: W = 0 steps every copy in this process, 0 < W < N steps block 0 here
+        and W blocks in workers, W = N gives every copy a worker and steps none here.
     reset(seed=, options=) -> (obs [N, ...], {});
     step(actions [N, ...]) -> (obs [N, ...], reward [N], terminated [N], truncated [N], info).
     """
@@ -165,59 +268,108 @@ class WorkerVectorEnv(VectorEnv):
         num_envs = len(env_fns)
         if num_envs < 1:
             raise ValueError("WorkerVectorEnv needs at least one env")
-        if not 0 <= num_workers < num_envs:
-            raise ValueError(f"num_workers must be between 0 and {num_envs - 1} (the number of envs - 1), "
-                             f"got {num_workers}")
+        if not 0 <= num_workers <= num_envs:
+            raise ValueError(f"num_workers must be between 0 and {num_envs} (the number of envs), got {num_workers}")
         self.num_envs, self.num_workers = num_envs, num_workers
-        self.blocks = worker_blocks(num_envs, num_workers + 1)
-        self._remotes, self._processes, self._local, self._closed = [], [], None, False
-        # Polling before sleeping pays only while every process has a core of its own.
-        self._spin = SPIN_SECONDS if num_workers < _cores() else 0.0
+        self.blocks = ([range(0, 0)] + worker_blocks(num_envs, num_envs) if num_workers == num_envs
+                       else worker_blocks(num_envs, num_workers + 1))
+        self._remotes, self._processes, self._semaphores, self._local, self._closed = [], [], [], None, False
+        self._slots: list[_SharedSlot] = []
+        self._requests = 0
+        # Spinning before sleeping pays only while every process has a core of its own.
+        self.spins = num_workers < _cores()
+        self._spin = SPIN_SECONDS if self.spins else 0.0
         try:
             ctx = mp.get_context(context)
             for w, block in enumerate(self.blocks[1:], start=1):
                 remote, worker_remote = ctx.Pipe()
+                semaphores = (ctx.Semaphore(0), ctx.Semaphore(0))
                 fns = [CloudpickleWrapper(env_fns[i]) for i in block]
-                process = ctx.Process(target=_worker, args=(worker_remote, remote, fns, self._spin),
+                process = ctx.Process(target=_worker, args=(worker_remote, remote, fns, semaphores, self._spin),
                                       name=f"pgax-env-worker-{w}", daemon=True)
                 process.start()
                 worker_remote.close()
                 self._remotes.append(remote)
                 self._processes.append(process)
-            self._local = _Block([env_fns[i] for i in self.blocks[0]])
-            self._receive()
+                self._semaphores.append(semaphores)
+            if len(self.blocks[0]):
+                self._local = _Block([env_fns[i] for i in self.blocks[0]])
+                obs_space, action_space, metadata = (self._local.observation_space, self._local.action_space,
+                                                     self._local.metadata)
+                self._receive()
+            else:
+                obs_space, action_space, metadata = self._receive()[0]
+            for space, kind in ((obs_space, "observation"), (action_space, "action")):
+                if not isinstance(space, (spaces.Box, spaces.Discrete)):
+                    raise ValueError(f"WorkerVectorEnv steps Box and Discrete {kind} spaces, "
+                                     f"not {type(space).__name__}")
+            self._D, self._A = _flat_size(obs_space), _flat_size(action_space)
+            self._share_steps()
         except BaseException:
             self.close()
             raise
-        obs_space = self._local.observation_space
-        if not isinstance(obs_space, (spaces.Box, spaces.Discrete)):
-            self.close()
-            raise ValueError(f"WorkerVectorEnv steps Box and Discrete observation spaces, "
-                             f"not {type(obs_space).__name__}")
-        self.single_observation_space, self.single_action_space = obs_space, self._local.action_space
+        self.single_observation_space, self.single_action_space = obs_space, action_space
         self.observation_space = batch_space(obs_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
-        self.metadata = {**self._local.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
+        self.action_space = batch_space(action_space, num_envs)
+        self.metadata = {**metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
         self._obs_shape, self._obs_dtype = tuple(obs_space.shape), obs_space.dtype
-        self._D = self._local.obs_size
+
+    def _share_steps(self) -> None:
+        """Give each worker a shared-memory segment for its steps (see `_SharedSlot`); the segments are
+        unlinked on close, or at exit for an env that was never closed."""
+        weakref.finalize(self, _release_slots, self._slots)
+        for remote, block, semaphores in zip(self._remotes, self.blocks[1:], self._semaphores):
+            memory = shared_memory.SharedMemory(create=True, size=_SharedSlot.nbytes(len(block), self._A, self._D))
+            slot = _SharedSlot(memory, semaphores, len(block), self._A, self._D)
+            slot.counters[:] = 0
+            self._slots.append(slot)
+            remote.send(("shared", memory.name))
+        self._receive()
+
+    def _raise_worker_error(self, w: int, name: str, message: str):
+        block = self.blocks[w]
+        self.close()
+        raise RuntimeError(f"env worker {w} (copies {block.start}-{block.stop - 1}) raised {name}: {message}")
+
+    @staticmethod
+    def _read(remote) -> tuple[str, Any]:
+        try:
+            return remote.recv()
+        except (EOFError, ConnectionResetError, OSError):
+            return "error", ("EOFError", "the worker process died")
+
+    def _command(self, command: str, payloads: list) -> None:
+        """Send each worker a command through its pipe, and wake it (a post with the request
+        counter unchanged)."""
+        for remote, slot, payload in zip(self._remotes, self._slots, payloads):
+            remote.send((command, payload))
+            slot.request.release()
 
     def _receive(self) -> list:
-        """The workers' answers in block order; a worker's error closes the env and is raised."""
+        """The workers' answers through their pipes, in block order; a worker's error closes the env
+        and is raised."""
         results, error = [], None
         for w, remote in enumerate(self._remotes, start=1):
             _wait_for(remote, self._spin)
-            try:
-                status, payload = remote.recv()
-            except (EOFError, ConnectionResetError):
-                status, payload = "error", ("EOFError", "the worker process died")
+            status, payload = self._read(remote)
             if status == "error" and error is None:
                 error = (w, payload)
             results.append(payload)
         if error is not None:
-            w, (name, message) = error
-            block = self.blocks[w]
-            self.close()
-            raise RuntimeError(f"env worker {w} (copies {block.start}-{block.stop - 1}) raised {name}: {message}")
+            self._raise_worker_error(error[0], *error[1])
+        return results
+
+    def _await_answers(self) -> list[np.ndarray]:
+        """The workers' step results from shared memory, in block order. Anything on a worker's pipe
+        while it is stepping is an error (or its end)."""
+        results = []
+        for w, (remote, slot) in enumerate(zip(self._remotes, self._slots), start=1):
+            if not _take(slot.answer, remote, self._spin):
+                status, payload = self._read(remote)
+                if status != "error":
+                    payload = ("RuntimeError", f"unexpected message {status!r} during a step")
+                self._raise_worker_error(w, *payload)
+            results.append(slot.results.copy())
         return results
 
     def _run_local(self, method, *args):
@@ -238,16 +390,20 @@ class WorkerVectorEnv(VectorEnv):
             seeds = list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"reset: {len(seeds)} seeds for {self.num_envs} envs")
-        for remote, block in zip(self._remotes, self.blocks[1:]):
-            remote.send(("reset", (seeds[block.start:block.stop], options)))
-        local = self._run_local(self._local.reset, seeds[:self.blocks[0].stop], options)
+        self._command("reset", [(seeds[block.start:block.stop], options) for block in self.blocks[1:]])
+        local = (self._run_local(self._local.reset, seeds[:self.blocks[0].stop], options) if self._local is not None
+                 else np.empty((0, self._D)))
         return self._obs(np.concatenate([local] + self._receive())), {}
 
     def step(self, actions):
         actions = np.asarray(actions)
-        for remote, block in zip(self._remotes, self.blocks[1:]):  # the workers step while this process does
-            remote.send(("step", actions[block.start:block.stop]))
-        out = np.concatenate([self._run_local(self._local.step, actions[:self.blocks[0].stop])] + self._receive())
+        self._requests += 1
+        for slot, block in zip(self._slots, self.blocks[1:]):  # the workers step while this process does
+            slot.actions[:] = actions[block.start:block.stop].reshape(len(block), self._A)
+            slot.counters[0] = self._requests
+            slot.request.release()
+        local = [self._run_local(self._local.step, actions[:self.blocks[0].stop])] if self._local is not None else []
+        out = np.concatenate(local + self._await_answers())
         D = self._D
         terminated, truncated = out[:, 2 * D + 1] != 0, out[:, 2 * D + 2] != 0
         info = {}
@@ -264,10 +420,12 @@ class WorkerVectorEnv(VectorEnv):
         if self._closed:
             return
         self._closed = True
-        for remote in self._remotes:
+        for remote, slot in zip(self._remotes, self._slots + [None] * len(self._remotes)):
             try:
                 remote.send(("close", None))
-            except (BrokenPipeError, OSError):
+                if slot is not None:
+                    slot.request.release()
+            except (BrokenPipeError, OSError, ValueError):
                 pass
         for process in self._processes:
             process.join(timeout=5)
@@ -275,6 +433,8 @@ class WorkerVectorEnv(VectorEnv):
                 process.terminate()
         for remote in self._remotes:
             remote.close()
+        _release_slots(self._slots)
+        self._slots.clear()
         if self._local is not None:
             self._local.close()
 
