@@ -63,8 +63,13 @@ def raw_simulator(num_envs: int, steps_per_env: int, asynchronous: bool | None) 
     for a in actions:
         vector_env.step(a)
     seconds = time.perf_counter() - start
-    layout = ("SyncVectorEnv" if asynchronous is None else
-              f"{vector_env.num_workers} worker(s), {len(vector_env.blocks[0])} copies here, {'spinning' if vector_env.spins else 'sleeping'} waits")
+    if asynchronous is None:
+        layout = "SyncVectorEnv"
+    elif vector_env.num_workers == 0:
+        layout = "every copy here"
+    else:
+        layout = (f"{vector_env.num_workers} worker(s), {len(vector_env.blocks[0])} copies here, "
+                  f"{'spinning' if vector_env.spins else 'sleeping'} waits")
     vector_env.close()
     return steps_per_env * num_envs / seconds, layout
 
