@@ -37,6 +37,16 @@ class FailsAtStep(gymnasium.Env):
         return np.zeros(2, np.float32), 1.0, False, False, {}
 
 
+class EOFAtStep(FailsAtStep):
+    """Raises EOFError (as a simulator behind a socket might) where FailsAtStep raises ValueError."""
+
+    def step(self, action):
+        try:
+            return super().step(action)
+        except ValueError:
+            raise EOFError("the simulator's socket closed") from None
+
+
 def test_worker_blocks_partition_the_copies_evenly():
     for n in range(1, 12):
         for b in range(1, n + 1):
@@ -208,3 +218,53 @@ def test_the_async_driver_trains_from_the_cli(tmp_path, capsys):
                  "--no-progress", "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err
     assert "evaluation: mean return" in capsys.readouterr().out
+
+
+def test_an_eof_error_raised_by_the_env_is_reported_as_such():
+    vec = WorkerVectorEnv([EOFAtStep] * 2, 1)
+    vec.reset(seed=[0, 2])  # copy 1, in worker 1, fails
+    for _ in range(4):
+        vec.step(np.zeros(2, np.int64))
+    with pytest.raises(RuntimeError, match="raised EOFError: the simulator's socket closed"):
+        vec.step(np.zeros(2, np.int64))
+
+
+def test_a_large_reset_options_payload_then_steps_as_sync_vector_env():
+    """A reset whose message takes a while to write (the worker may see the pipe before the post
+    that goes with it), followed by steps: nothing is left over to confuse a later step."""
+    options = {"padding": np.zeros(200_000)}  # 1.6 MB: more than a pipe buffer; CartPole ignores the key
+    sync = SyncVectorEnv([lambda: gymnasium.make("CartPole-v1")] * 2, autoreset_mode=AutoresetMode.SAME_STEP)
+    vec = WorkerVectorEnv([lambda: gymnasium.make("CartPole-v1")] * 2, 2)
+    try:
+        for round_ in range(3):
+            np.testing.assert_array_equal(sync.reset(seed=round_, options=options)[0],
+                                          vec.reset(seed=round_, options=options)[0])
+            for t in range(30):
+                action = np.array([t % 2, (t // 3) % 2])
+                for x, y in zip(sync.step(action)[:4], vec.step(action)[:4]):
+                    np.testing.assert_array_equal(x, y)
+    finally:
+        sync.close()
+        vec.close()
+
+
+def test_bad_actions_are_refused_before_any_worker_steps_and_a_closed_env_says_so():
+    vec = WorkerVectorEnv([lambda: gymnasium.make("Pendulum-v1")] * 2, 1)
+    sync = SyncVectorEnv([lambda: gymnasium.make("Pendulum-v1")] * 2, autoreset_mode=AutoresetMode.SAME_STEP)
+    try:
+        vec.reset(seed=0)
+        sync.reset(seed=0)
+        with pytest.raises(ValueError, match=r"actions of shape \(1, 1\) for 2 envs"):
+            vec.step(np.zeros((1, 1), np.float32))
+        assert not vec.closed  # nothing was handed over: the env goes on
+        # float64 actions reach every copy, here and in the worker, in the space's dtype (float32)
+        action = np.array([[0.123456789012], [-1.98765432101]])
+        for x, y in zip(sync.step(action.astype(np.float32))[:4], vec.step(action)[:4]):
+            np.testing.assert_array_equal(x, y)
+    finally:
+        vec.close()
+        sync.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        vec.step(np.zeros((2, 1), np.float32))
+    with pytest.raises(RuntimeError, match="closed"):
+        vec.reset(seed=0)

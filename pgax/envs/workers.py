@@ -45,7 +45,9 @@ Workers are started by a forkserver (forking a process whose JAX threads run is 
 factories travel with cloudpickle, as in `AsyncVectorEnv`, so lambdas work. A worker ignores
 Ctrl-C: the main process decides and closes the workers. An exception in a worker comes back as a
 `RuntimeError` naming the worker, its copies and the exception; one in this process's block is
-raised as it is. Either closes the env.
+raised as it is. Either closes the env, as does anything else that interrupts a step or a reset
+half-way (Ctrl-C): the workers would be out of step. A closed env refuses further steps with a
+`RuntimeError`; actions of the wrong shape are refused with a `ValueError` before anything moves.
 """
 
 from __future__ import annotations
@@ -175,9 +177,11 @@ class _SharedSlot:
             return
         memory, self.memory = self.memory, None
         del self.counters, self.actions, self.results
-        memory.close()
-        if unlink:
-            memory.unlink()
+        try:
+            memory.close()
+        finally:
+            if unlink:
+                memory.unlink()
 
 
 def _release_slots(slots: list) -> None:
@@ -203,19 +207,40 @@ def _take(semaphore, remote, spin_seconds: float) -> bool:
     return True
 
 
+class _MainGone(Exception):
+    """The main process closed its end of the pipe (or died)."""
+
+
+def _recv(remote):
+    try:
+        return remote.recv()
+    except (EOFError, OSError) as e:
+        raise _MainGone from e
+
+
+def _take_command_post(request, remote) -> bool:
+    """Take the post that follows a command already read from the pipe (the main process sends the
+    command, then posts); False if the pipe shows something first: the main process is gone, or
+    a close came instead."""
+    while not request.acquire(True, WAKE_SECONDS):
+        if remote.poll():
+            return False
+    return True
+
+
 def _worker(remote, parent_remote, env_fns, semaphores, spin_seconds: float) -> None:
     """Worker loop over one `_Block`. First it sends its spaces and gets the name of its shared-memory
-    segment. Then a post of the request semaphore is either a step (the request counter moved on:
-    step the block, write the results, post the answer semaphore) or a command on the pipe: a
-    (name, payload) tuple, answered with ("ok", result) or ("error", (exception name, first line of
-    its message)); errors in steps are reported the same way."""
+    segment. Then every post of the request semaphore is taken exactly once: either a step (the
+    request counter moved on: step the block, write the results, post the answer semaphore) or a
+    command on the pipe, a (name, payload) tuple answered with ("ok", result) or ("error",
+    (exception name, first line of its message)); errors in steps are reported the same way."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent_remote.close()
     block = slot = None
     try:
         block = _Block(env_fns)
         remote.send(("ok", (block.observation_space, block.action_space, block.metadata)))
-        command, name = remote.recv()
+        command, name = _recv(remote)
         if command != "shared":  # "close" before the env was complete
             return
         slot = _SharedSlot(shared_memory.SharedMemory(name=name), semaphores, len(block.envs),
@@ -224,21 +249,24 @@ def _worker(remote, parent_remote, env_fns, semaphores, spin_seconds: float) -> 
         shape, dtype = tuple(block.action_space.shape), block.action_space.dtype
         answered = 0
         while True:
-            if not _take(slot.request, remote, spin_seconds):  # a command came before its post: take the post
-                slot.request.acquire(True, 1.0)  # (none comes if the main process is gone: recv then ends)
-            requested = int(slot.counters[0])
-            if requested != answered:
-                actions = slot.actions.reshape((len(slot.actions),) + shape).astype(dtype)
-                block.step(actions, out=slot.results)
-                answered = requested
-                slot.answer.release()
-                continue
-            command, payload = remote.recv()
+            if _take(slot.request, remote, spin_seconds):
+                requested = int(slot.counters[0])
+                if requested != answered:
+                    actions = slot.actions.reshape((len(slot.actions),) + shape).astype(dtype)
+                    block.step(actions, out=slot.results)
+                    answered = requested
+                    slot.answer.release()
+                    continue
+                command, payload = _recv(remote)
+            else:  # the command reached the pipe before its post reached the semaphore
+                command, payload = _recv(remote)
+                if command != "close" and not _take_command_post(slot.request, remote):
+                    break
             if command == "reset":
                 remote.send(("ok", block.reset(*payload)))
             else:  # "close"
                 break
-    except (KeyboardInterrupt, EOFError, BrokenPipeError):
+    except (KeyboardInterrupt, _MainGone, BrokenPipeError):
         pass
     except Exception as e:  # noqa: BLE001 - reported to the main process
         text = str(e).strip()
@@ -247,11 +275,13 @@ def _worker(remote, parent_remote, env_fns, semaphores, spin_seconds: float) -> 
         except (BrokenPipeError, OSError):
             pass
     finally:
-        if slot is not None:
-            slot.release()
-        if block is not None:
-            block.close()
-        remote.close()
+        try:
+            if slot is not None:
+                slot.release()
+        finally:
+            if block is not None:
+                block.close()
+            remote.close()
 
 
 class WorkerVectorEnv(VectorEnv):
@@ -313,6 +343,7 @@ class WorkerVectorEnv(VectorEnv):
         self.action_space = batch_space(action_space, num_envs)
         self.metadata = {**metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
         self._obs_shape, self._obs_dtype = tuple(obs_space.shape), obs_space.dtype
+        self._action_dtype = action_space.dtype
 
     def _share_steps(self) -> None:
         """Give each worker a shared-memory segment for its steps (see `_SharedSlot`); the segments are
@@ -372,10 +403,14 @@ class WorkerVectorEnv(VectorEnv):
             results.append(slot.results.copy())
         return results
 
-    def _run_local(self, method, *args):
-        """Step or reset block 0; if it raises, the workers' answers are never read: close first."""
+    def _closing_on_error(self, exchange, *args):
+        """Run one hand-over with the workers (`exchange(*args)`); if anything interrupts it (an
+        exception in this process's block, Ctrl-C, a worker's error), the workers and this process
+        are out of step: close the env before the exception goes on."""
+        if self._closed:
+            raise RuntimeError("this WorkerVectorEnv is closed; make a new one")
         try:
-            return method(*args)
+            return exchange(*args)
         except BaseException:
             self.close()
             raise
@@ -390,20 +425,20 @@ class WorkerVectorEnv(VectorEnv):
             seeds = list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"reset: {len(seeds)} seeds for {self.num_envs} envs")
+        return self._obs(self._closing_on_error(self._reset, seeds, options)), {}
+
+    def _reset(self, seeds: list, options: dict | None) -> np.ndarray:
         self._command("reset", [(seeds[block.start:block.stop], options) for block in self.blocks[1:]])
-        local = (self._run_local(self._local.reset, seeds[:self.blocks[0].stop], options) if self._local is not None
-                 else np.empty((0, self._D)))
-        return self._obs(np.concatenate([local] + self._receive())), {}
+        local = [self._local.reset(seeds[:self.blocks[0].stop], options)] if self._local is not None else []
+        return np.concatenate(local + self._receive())
 
     def step(self, actions):
+        """Step every copy with actions [N, ...]; each copy gets its action in the action space's dtype."""
         actions = np.asarray(actions)
-        self._requests += 1
-        for slot, block in zip(self._slots, self.blocks[1:]):  # the workers step while this process does
-            slot.actions[:] = actions[block.start:block.stop].reshape(len(block), self._A)
-            slot.counters[0] = self._requests
-            slot.request.release()
-        local = [self._run_local(self._local.step, actions[:self.blocks[0].stop])] if self._local is not None else []
-        out = np.concatenate(local + self._await_answers())
+        if actions.shape[:1] != (self.num_envs,) or actions[0].size != self._A:
+            raise ValueError(f"step: actions of shape {actions.shape} for {self.num_envs} envs with actions of "
+                             f"shape {self.single_action_space.shape}")
+        out = self._closing_on_error(self._step, actions.astype(self._action_dtype, copy=False))
         D = self._D
         terminated, truncated = out[:, 2 * D + 1] != 0, out[:, 2 * D + 2] != 0
         info = {}
@@ -415,6 +450,15 @@ class WorkerVectorEnv(VectorEnv):
                 info["final_obs"][i] = final[i]
             info["_final_obs"] = ended
         return self._obs(out[:, :D]), out[:, 2 * D].copy(), terminated, truncated, info
+
+    def _step(self, actions: np.ndarray) -> np.ndarray:
+        self._requests += 1
+        for slot, block in zip(self._slots, self.blocks[1:]):  # the workers step while this process does
+            slot.actions[:] = actions[block.start:block.stop].reshape(len(block), self._A)
+            slot.counters[0] = self._requests
+            slot.request.release()
+        local = [self._local.step(actions[:self.blocks[0].stop])] if self._local is not None else []
+        return np.concatenate(local + self._await_answers())
 
     def close_extras(self, **kwargs):
         if self._closed:
@@ -431,6 +475,7 @@ class WorkerVectorEnv(VectorEnv):
             process.join(timeout=5)
             if process.is_alive():
                 process.terminate()
+                process.join(timeout=1)
         for remote in self._remotes:
             remote.close()
         _release_slots(self._slots)
