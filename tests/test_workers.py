@@ -159,34 +159,33 @@ def test_an_int_seed_seeds_copies_seed_plus_i_as_gymnasium_does():
         vec.close()
 
 
+def assert_fifth_step_raises_and_closes(vec, error, match: str) -> None:
+    """Four steps go through; the fifth raises `error` matching `match`, closes the env and ends
+    every worker process."""
+    processes = list(vec._processes)
+    for _ in range(4):
+        vec.step(np.zeros(vec.num_envs, np.int64))
+    with pytest.raises(error, match=match):
+        vec.step(np.zeros(vec.num_envs, np.int64))
+    assert vec.closed
+    for process in processes:
+        process.join(timeout=10)
+        assert not process.is_alive()
+
+
 @pytest.mark.parametrize("cores", [4, 1])  # spinning waits, sleeping waits
 def test_an_exception_in_a_worker_names_the_worker_and_closes_the_env(monkeypatch, cores):
     monkeypatch.setattr(workers, "_cores", lambda: cores)
     vec = WorkerVectorEnv([FailsAtStep] * 4, 1)  # copies 2-3 step in worker 1
     vec.reset(seed=0)  # seeds 0-3: copies 2 and 3 fail
-    processes = list(vec._processes)
-    for _ in range(4):
-        vec.step(np.zeros(4, np.int64))
-    with pytest.raises(RuntimeError, match=r"env worker 1 \(copies 2-3\) raised ValueError: the simulator diverged"):
-        vec.step(np.zeros(4, np.int64))
-    assert vec.closed
-    for process in processes:
-        process.join(timeout=10)
-        assert not process.is_alive()
+    assert_fifth_step_raises_and_closes(vec, RuntimeError,
+                                        r"env worker 1 \(copies 2-3\) raised ValueError: the simulator diverged")
 
 
 def test_an_exception_in_this_process_block_is_raised_as_is_and_closes_the_env():
     vec = WorkerVectorEnv([FailsAtStep] * 4, 1)  # copies 0-1 step in this process
     vec.reset(seed=[2, 0, 0, 0])
-    processes = list(vec._processes)
-    for _ in range(4):
-        vec.step(np.zeros(4, np.int64))
-    with pytest.raises(ValueError, match="the simulator diverged"):
-        vec.step(np.zeros(4, np.int64))
-    assert vec.closed
-    for process in processes:
-        process.join(timeout=10)
-        assert not process.is_alive()
+    assert_fifth_step_raises_and_closes(vec, ValueError, "the simulator diverged")
 
 
 def test_close_stops_the_workers_and_bad_worker_counts_are_refused():
@@ -223,10 +222,7 @@ def test_the_async_driver_trains_from_the_cli(tmp_path, capsys):
 def test_an_eof_error_raised_by_the_env_is_reported_as_such():
     vec = WorkerVectorEnv([EOFAtStep] * 2, 1)
     vec.reset(seed=[0, 2])  # copy 1, in worker 1, fails
-    for _ in range(4):
-        vec.step(np.zeros(2, np.int64))
-    with pytest.raises(RuntimeError, match="raised EOFError: the simulator's socket closed"):
-        vec.step(np.zeros(2, np.int64))
+    assert_fifth_step_raises_and_closes(vec, RuntimeError, "raised EOFError: the simulator's socket closed")
 
 
 def test_a_large_reset_options_payload_then_steps_as_sync_vector_env():

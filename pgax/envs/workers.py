@@ -358,8 +358,8 @@ class WorkerVectorEnv(VectorEnv):
         self._receive()
 
     def _raise_worker_error(self, w: int, name: str, message: str):
+        """Raise worker w's error (its callers close the env on the way out)."""
         block = self.blocks[w]
-        self.close()
         raise RuntimeError(f"env worker {w} (copies {block.start}-{block.stop - 1}) raised {name}: {message}")
 
     @staticmethod
@@ -377,8 +377,7 @@ class WorkerVectorEnv(VectorEnv):
             slot.request.release()
 
     def _receive(self) -> list:
-        """The workers' answers through their pipes, in block order; a worker's error closes the env
-        and is raised."""
+        """The workers' answers through their pipes, in block order; a worker's error is raised."""
         results, error = [], None
         for w, remote in enumerate(self._remotes, start=1):
             _wait_for(remote, self._spin)
@@ -400,7 +399,7 @@ class WorkerVectorEnv(VectorEnv):
                 if status != "error":
                     payload = ("RuntimeError", f"unexpected message {status!r} during a step")
                 self._raise_worker_error(w, *payload)
-            results.append(slot.results.copy())
+            results.append(slot.results)  # a view: `_step` concatenates it before the next step
         return results
 
     def _closing_on_error(self, exchange, *args):
