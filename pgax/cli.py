@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -111,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"unknown command {command!r}; use one of: train, compare, list, check-env (pgax --help)")
     except ConfigError as e:
         return fail(str(e))
+    except BrokenPipeError:  # the reader went away (`pgax list | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 1
 
 
 def list_command() -> int:

@@ -114,3 +114,13 @@ def test_bad_config_file_is_one_line(tmp_path, capsys, content, message):
     assert message in err and len(err.strip().splitlines()) == 1
     assert main(["train", "ppo", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_stops_the_output_quietly():
+    """`pgax list | head -1`: the pipe closes before pgax has printed; no traceback on stderr."""
+    process = subprocess.Popen([sys.executable, "-m", "pgax", "list"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()  # closed before pgax (still importing) prints anything
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert err == b""
