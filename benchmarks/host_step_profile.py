@@ -9,6 +9,9 @@ Times, in microseconds per step (mean over `--steps` steps after a warm-up):
      `gymnasium-async` driver's default layout for 1 env on a machine with 2+ cores).
 On one core the two evict each other from the caches, so each is slower alternating (3) than
 alone (1, 2); in (4) each keeps a core and its caches, and the step pays only the hand-over.
+(1) is also measured with the copy in a worker, with the default spinning waits and with waits
+that sleep at once (`WorkerVectorEnv(..., spin=False)`): the difference is the cost of waking a
+sleeping process, twice per step.
 
     .venv/bin/python benchmarks/host_step_profile.py [--steps 5000]
 """
@@ -28,6 +31,7 @@ import yaml
 
 from pgax.algorithms import PPOConfig, make_ppo
 from pgax.envs.gymnasium_env import make_gymnasium, make_vector
+from pgax.envs.workers import WorkerVectorEnv
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "ppo-mujoco.yaml"
 
@@ -85,15 +89,18 @@ def main() -> None:
 
     here = make_vector(env, 1)
     worker = make_vector(env, 1, asynchronous=True, num_workers=1)
+    sleeping = WorkerVectorEnv([env.make_env], 1, spin=False)
     try:
         rows = {"simulator alone (this process)": (simulator_alone(here), None),
                 "simulator alone (worker process)": (simulator_alone(worker), None),
+                "simulator alone (worker, sleeping waits)": (simulator_alone(sleeping), None),
                 "policy call alone": (None, policy_alone()),
                 "alternating, simulator in this process": alternating(here),
                 "alternating, simulator in a worker": alternating(worker)}
     finally:
         here.close()
         worker.close()
+        sleeping.close()
     print(f"{'':<42}{'step µs':>10}{'policy µs':>11}{'sum µs':>9}")
     for name, (step_us, policy_us) in rows.items():
         cells = [f"{x:>10.1f}" if x is not None else f"{'':>10}" for x in (step_us, policy_us)]

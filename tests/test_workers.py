@@ -109,10 +109,12 @@ def test_worker_vector_env_steps_exactly_as_sync_vector_env(env_id, n, num_worke
         vec.close()
 
 
-def test_with_more_processes_than_cores_the_waits_sleep_and_the_steps_stay_the_same(monkeypatch):
-    monkeypatch.setattr(workers, "_cores", lambda: 1)
+@pytest.mark.parametrize("why", ["more processes than cores", "spin=False"])
+def test_sleeping_waits_step_the_same(monkeypatch, why):
+    if why == "more processes than cores":
+        monkeypatch.setattr(workers, "_cores", lambda: 1)
     sync = SyncVectorEnv([lambda: gymnasium.make("Pendulum-v1")], autoreset_mode=AutoresetMode.SAME_STEP)
-    vec = WorkerVectorEnv([lambda: gymnasium.make("Pendulum-v1")], 1)
+    vec = WorkerVectorEnv([lambda: gymnasium.make("Pendulum-v1")], 1, spin=False if why == "spin=False" else None)
     try:
         assert not vec.spins
         np.testing.assert_array_equal(sync.reset(seed=3)[0], vec.reset(seed=3)[0])

@@ -14,8 +14,9 @@ Layout. With W < N workers the N copies are split into W + 1 contiguous blocks (
 most one): block 0 is stepped in this process, blocks 1..W by W worker processes, all at the same
 time. With W = N every copy has a worker of its own and this process steps none: it only runs the
 policy. That pays even for a single copy: a MuJoCo step and a jitted policy call that alternate on
-one core evict each other from the caches (Hopper-v5: 119 µs per step alone, ≈ 150 µs between
-policy calls; the policy call 16 µs alone, ≈ 42 µs between steps), while on two cores each keeps
+one core evict each other from the caches (Hopper-v5: 119-130 µs per step alone, 156-166 µs
+between policy calls; PPO's policy call 21-23 µs alone, 50-54 µs between steps; measured by
+benchmarks/host_step_profile.py), while on two cores each keeps
 its own warm. W = 0 is the `gymnasium` driver's env: every copy in this process, stepped by the same
 lean loop, which skips `SyncVectorEnv`'s per-step info assembly (about 10% more steps/s on
 Hopper-v5 with 1 env).
@@ -26,8 +27,9 @@ observations, rewards, flags) and posts its answer semaphore. Posting and taking
 memory barriers, so this is correct on any machine. While every process has a core of its own
 (W + 1 ≤ cores) a waiting process spins on the semaphore for up to 5 ms (yielding its core every
 few microseconds) before it sleeps on it: a hand-over then costs a few microseconds, where waking a
-sleeping process costs ≈ 90 µs on this project's VM (1 Hopper-v5 copy in a worker: 124 µs per step
-with spinning waits, 310 µs with sleeping ones, two wake-ups per step). An idle
+sleeping process costs ≈ 50 µs on this project's VM (1 Hopper-v5 copy in a worker: 124-158 µs per
+step with spinning waits, 222-258 µs with sleeping ones, two wake-ups per step;
+benchmarks/host_step_profile.py). An idle
 worker (during the learning phase) sleeps after those 5 ms. With more processes than cores the
 waits sleep at once. The spinning assumes the cores are free: two async runs side by side on two
 cores run at about 2,500 steps/s each on Hopper-v5 with 1 env, where the sync driver runs at
@@ -290,11 +292,14 @@ class WorkerVectorEnv(VectorEnv):
     env_fns: N factories of single envs (`() -> gymnasium.Env`), copy i = env_fns[i]().
     num_workers: W, 0 ≤ W ≤ N: W = 0 steps every copy in this process, 0 < W < N steps block 0 here
         and W blocks in workers, W = N gives every copy a worker and steps none here.
+    spin: whether waits spin before they sleep (default: while W + 1 ≤ cores); False for a machine
+        whose cores are busy with other work.
     reset(seed=, options=) -> (obs [N, ...], {});
     step(actions [N, ...]) -> (obs [N, ...], reward [N], terminated [N], truncated [N], info).
     """
 
-    def __init__(self, env_fns: Sequence[Callable[[], Any]], num_workers: int, context: str = "forkserver"):
+    def __init__(self, env_fns: Sequence[Callable[[], Any]], num_workers: int, context: str = "forkserver",
+                 spin: bool | None = None):
         num_envs = len(env_fns)
         if num_envs < 1:
             raise ValueError("WorkerVectorEnv needs at least one env")
@@ -307,7 +312,7 @@ class WorkerVectorEnv(VectorEnv):
         self._slots: list[_SharedSlot] = []
         self._requests = 0
         # Spinning before sleeping pays only while every process has a core of its own.
-        self.spins = num_workers < _cores()
+        self.spins = num_workers < _cores() if spin is None else bool(spin)
         self._spin = SPIN_SECONDS if self.spins else 0.0
         try:
             ctx = mp.get_context(context)
