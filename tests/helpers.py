@@ -24,3 +24,47 @@ def counter_env(time_limit: int = 5, terminate_on_action: int | None = None) -> 
                           terminated=terminated, truncated=truncated, final_obs=final_obs, info={})
 
     return JaxEnv("Counter", reset, step, Box.from_bounds((1,), 0.0, 10.0), Discrete(2), time_limit)
+
+
+# ------------------------------------------------------------------ seeds of stochastic tests
+
+SEED_OFFSET_VARIABLE = "PGAX_TEST_SEED_OFFSET"
+
+
+def seed_offset() -> int:
+    """The shift `PGAX_TEST_SEED_OFFSET` (default 0) applies to the seeds of every stochastic test,
+    so a run with another offset checks that no test depends on lucky seeds."""
+    import os
+
+    text = os.environ.get(SEED_OFFSET_VARIABLE, "0")
+    try:
+        offset = int(text)
+    except ValueError:
+        raise SystemExit(f"{SEED_OFFSET_VARIABLE}={text!r} is not an integer; set it to e.g. 100 or unset it")
+    if offset < 0:
+        raise SystemExit(f"{SEED_OFFSET_VARIABLE}={offset} is negative; use an offset >= 0")
+    return offset
+
+
+def seed(base: int = 0) -> int:
+    """One seed for a stochastic test: `base` shifted by PGAX_TEST_SEED_OFFSET."""
+    return seed_offset() + base
+
+
+def seeds(count: int, base: int = 0) -> list[int]:
+    """`count` consecutive seeds starting at `base`, shifted by PGAX_TEST_SEED_OFFSET."""
+    return [seed(base + i) for i in range(count)]
+
+
+def key(base: int = 0):
+    """A PRNG key for a stochastic test: `jax.random.PRNGKey(seed(base))`."""
+    import jax
+
+    return jax.random.PRNGKey(seed(base))
+
+
+def rng(base: int = 0):
+    """A numpy Generator for a stochastic test: `np.random.default_rng(seed(base))`."""
+    import numpy as np
+
+    return np.random.default_rng(seed(base))
