@@ -11,9 +11,10 @@ from pgax.batch import Batch
 from pgax.estimators import discounted_returns
 from pgax.policies import linear_gaussian_policy, mlp_policy, tabular_softmax_policy
 from pgax.spaces import Discrete
-from pgax.updates import (backtracking_line_search, gradient_ascent, kl_penalty, mean_kl, natural_gradient,
-                          natural_step, policy_samples, restricted_gradient, restricted_step, surrogate_objective,
-                          trust_region)
+from pgax.updates import (TabularEstimate, backtracking_line_search, conservative_policy_iteration, gradient_ascent,
+                          kl_penalty, mean_kl, natural_gradient, natural_step, policy_samples, restricted_gradient,
+                          restricted_step, surrogate_objective, trust_region)
+from tests.helpers import seeded_key
 
 # Example 12.1: single-state MDP, reward = action, γ = 1, policy N(θ1, θ2²), θ = [0, 1], two rollouts.
 ACTIONS = jnp.array([[-0.532, 0.597, 1.947], [-0.263, -2.212, 2.364]])  # [trajectory, step]
@@ -131,9 +132,9 @@ def test_trpo_never_accepts_a_step_that_violates_the_kl_bound(max_kl):
     policy = mlp_policy(Discrete(3), (16,))
     rule = trust_region(policy.apply, max_kl, max_backtracks=5)
     update = jax.jit(rule.update)
-    for seed in range(4):
-        params = policy.init(jax.random.PRNGKey(seed), jnp.zeros(3))
-        batch = random_discrete_batch(jax.random.PRNGKey(100 + seed))
+    for i in range(4):
+        params = policy.init(seeded_key(i), jnp.zeros(3))
+        batch = random_discrete_batch(seeded_key(100 + i))
         new, _, m = update(params, (), batch)
         samples = policy_samples(policy.apply, params, batch)
         kl = float(mean_kl(policy.apply, new, samples))
@@ -144,11 +145,11 @@ def test_trpo_never_accepts_a_step_that_violates_the_kl_bound(max_kl):
                 np.testing.assert_array_equal(a, b)
 
 
-def test_trpo_restores_the_old_parameters_when_no_point_is_accepted():
-    """With zero advantages no point improves the surrogate: every candidate is rejected."""
+def test_trpo_with_zero_advantages_takes_no_step():
+    """Zero advantages give a zero gradient and a zero natural step: nothing can improve the surrogate."""
     policy = mlp_policy(Discrete(3), (8,))
-    params = policy.init(jax.random.PRNGKey(0), jnp.zeros(3))
-    batch = random_discrete_batch(jax.random.PRNGKey(1))
+    params = policy.init(seeded_key(0), jnp.zeros(3))
+    batch = random_discrete_batch(seeded_key(1))
     batch = batch.replace(advantage=jnp.zeros_like(batch.advantage))
     new, _, m = jax.jit(trust_region(policy.apply, 0.01, max_backtracks=3).update)(params, (), batch)
     assert m["accepted"] == 0.0 and m["line_search_steps"] == 4.0 and m["surrogate_improvement"] == 0.0
@@ -156,29 +157,147 @@ def test_trpo_restores_the_old_parameters_when_no_point_is_accepted():
         np.testing.assert_array_equal(a, b)
 
 
+# A trust region whose quadratic KL model underestimates the true KL. One state (obs = 1), policy
+# N(θ1, θ2²) at θ = [0, 1]; actions near the mean have advantage +1, far ones −1, so the gradient
+# asks only for a smaller σ. The Fisher is diag(1, 2), so the natural step is Δθ = [0, −√δ], whose
+# predicted KL ½ΔθᵀFΔθ is exactly δ; but the true KL(N(0, 1) ‖ N(0, σ'²)) = log σ' + 1/(2σ'²) − ½
+# grows much faster than its quadratic model as σ' shrinks, so the full step violates the bound.
+SHRINK_ACTIONS = np.array([0.5, -0.5, 2.0, -2.0])
+SHRINK_ADVANTAGES = np.array([1.0, 1.0, -1.0, -1.0])
+
+
+def shrink_batch():
+    a = jnp.asarray(SHRINK_ACTIONS, jnp.float32)[:, None]  # [T=4, N=1]
+    obs = jnp.ones((4, 1, 1))
+    zeros = jnp.zeros((4, 1))
+    return Batch(obs=obs, action=a[..., None], reward=zeros, terminated=zeros.astype(bool),
+                 truncated=zeros.astype(bool), next_obs=obs, log_prob=zeros,
+                 advantage=jnp.asarray(SHRINK_ADVANTAGES, jnp.float32)[:, None])
+
+
+def shrink_problem_by_hand(max_kl):
+    """float64 numpy: the natural step, and the true surrogate and KL of a point θ = [μ, σ]."""
+    a, adv = SHRINK_ACTIONS, SHRINK_ADVANTAGES
+    grad = np.array([np.mean(adv * a), np.mean(adv * (a**2 - 1.0))])  # ∇ log N(a; μ, σ²) at μ = 0, σ = 1
+    u = grad / np.array([1.0, 2.0])  # F⁻¹g, F = diag(1/σ², 2/σ²)
+    full_step = u * np.sqrt(2.0 * max_kl / (grad @ u))
+
+    def log_density(theta):
+        return -0.5 * ((a - theta[0]) / theta[1]) ** 2 - np.log(abs(theta[1])) - 0.5 * np.log(2 * np.pi)
+
+    def surrogate(theta):
+        return np.mean(np.exp(log_density(theta) - log_density(np.array([0.0, 1.0]))) * adv)
+
+    def kl(theta):  # KL(N(0, 1) ‖ N(μ, σ²))
+        return np.log(abs(theta[1])) + (1.0 + theta[0] ** 2) / (2.0 * theta[1] ** 2) - 0.5
+
+    return full_step, surrogate, kl
+
+
+@pytest.mark.parametrize("solver, max_kl, shrink", [("dense", 0.3, 0.5), ("dense", 0.3, 0.8), ("cg", 0.1, 0.5)])
+def test_trpo_backtracks_from_a_full_step_that_violates_the_kl_bound(solver, max_kl, shrink):
+    theta = np.array([0.0, 1.0])
+    full_step, surrogate, kl = shrink_problem_by_hand(max_kl)
+    np.testing.assert_allclose(full_step, [0.0, -np.sqrt(max_kl)], atol=1e-12)
+    # The full step improves the surrogate but violates the bound: only the KL check rejects it.
+    assert surrogate(theta + full_step) > surrogate(theta) and kl(theta + full_step) > 1.5 * max_kl
+    k = next(j for j in range(10) if kl(theta + shrink**j * full_step) <= max_kl
+             and surrogate(theta + shrink**j * full_step) > surrogate(theta))
+    assert k >= 1
+    expected = theta + shrink**k * full_step
+
+    rule = trust_region(POLICY.apply, max_kl, shrink=shrink, max_backtracks=10, solver=solver, damping=0.0,
+                        cg_iters=5, cg_tol=1e-8)
+    new, _, m = jax.jit(rule.update)(jnp.asarray(theta, jnp.float32), (), shrink_batch())
+    np.testing.assert_allclose(m["predicted_kl"], max_kl, rtol=1e-4)  # the quadratic model of the full step
+    assert m["accepted"] == 1.0 and m["line_search_steps"] == float(k)
+    np.testing.assert_allclose(new, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m["mean_kl"], kl(expected), rtol=1e-4)
+    assert m["mean_kl"] <= max_kl
+    np.testing.assert_allclose(m["surrogate_improvement"], surrogate(expected) - surrogate(theta), rtol=1e-4)
+    assert m["surrogate_improvement"] > 0
+
+
+def test_trpo_restores_the_old_parameters_when_no_point_is_accepted():
+    """A non-zero natural step whose only candidate (max_backtracks = 0) violates the KL bound is
+    rejected, and θ is restored exactly."""
+    theta = jnp.array([0.0, 1.0])
+    full_step, _, kl = shrink_problem_by_hand(0.3)
+    assert np.linalg.norm(full_step) > 0.5 and kl(np.asarray(theta) + full_step) > 0.3
+    rule = trust_region(POLICY.apply, 0.3, max_backtracks=0, solver="dense", damping=0.0)
+    new, _, m = jax.jit(rule.update)(theta, (), shrink_batch())
+    np.testing.assert_array_equal(new, theta)
+    assert m["accepted"] == 0.0 and m["line_search_steps"] == 1.0
+    assert m["surrogate_improvement"] == 0.0 and m["mean_kl"] == 0.0 and m["step_norm"] == 0.0
+
+
+def test_line_search_keeps_theta_when_no_point_improves_the_objective():
+    """Along a descent direction every candidate lowers the objective: none is accepted, θ is kept."""
+    theta = jnp.array([1.0, -2.0])
+    objective = lambda t: -jnp.sum(jnp.square(t))  # noqa: E731
+    new, info = backtracking_line_search(objective, lambda t: jnp.zeros(()), theta, theta, 1.0, max_backtracks=4)
+    np.testing.assert_array_equal(new, theta)
+    assert not bool(info["accepted"]) and int(info["steps"]) == 5 and float(info["objective_gain"]) == 0.0
+    # The same search along the ascent direction accepts the full step (j = 0) ...
+    new, info = backtracking_line_search(objective, lambda t: jnp.zeros(()), theta, -0.5 * theta, 1.0)
+    assert bool(info["accepted"]) and int(info["steps"]) == 0
+    np.testing.assert_allclose(new, 0.5 * theta)
+    # ... and under the constraint ‖θ'‖² ≤ 1 rejects the improving full step θ − 1.8θ (‖θ'‖² = 3.2) and
+    # accepts the half step θ − 0.9θ (‖θ'‖² = 0.05).
+    new, info = backtracking_line_search(objective, lambda t: jnp.sum(jnp.square(t)), theta, -1.8 * theta, 1.0)
+    assert bool(info["accepted"]) and int(info["steps"]) == 1
+    np.testing.assert_allclose(new, 0.1 * theta, rtol=1e-6)
+
+
+def cpi_bound(gamma, a, expected=0.175, eps_a=0.2):
+    """The CPI lower bound α𝔸/(1 − γ) − 2γ ε_A α²/(1 − γ)²."""
+    return a * expected / (1 - gamma) - 2 * gamma * eps_a * a**2 / (1 - gamma) ** 2
+
+
+def test_cpi_bound_step_by_hand():
+    """CPI's α = min(1, (1 − γ)𝔸 / (4γ ε_A)) on a two-state table, the maximiser of its lower bound."""
+    pi = jnp.full((2, 2), 0.5)
+    estimate = TabularEstimate(advantage=jnp.array([[0.2, -0.2], [-0.1, 0.1]]), visitation=jnp.array([0.75, 0.25]))
+    # greedy: a0 in s0, a1 in s1; 𝔸 = 0.75·0.2 + 0.25·0.1 = 0.175; ε_A = 0.2.
+    for gamma, alpha in [(0.9, 0.1 * 0.175 / (4 * 0.9 * 0.2)), (0.1, 1.0)]:  # γ = 0.1: 0.9·0.175/0.08 > 1, clipped
+        new, _, m = conservative_policy_iteration(gamma).update(pi, (), estimate)
+        np.testing.assert_allclose(m["expected_advantage"], 0.175, rtol=1e-6)
+        np.testing.assert_allclose(m["alpha"], alpha, rtol=1e-5)
+        np.testing.assert_allclose(new, (1 - alpha) * pi + alpha * jnp.array([[1.0, 0.0], [0.0, 1.0]]), rtol=1e-5)
+        np.testing.assert_allclose(m["bound_improvement"], cpi_bound(gamma, alpha), rtol=1e-4)
+        assert m["converged"] == 0.0
+    # The interior α maximises the bound.
+    alpha = 0.1 * 0.175 / (4 * 0.9 * 0.2)
+    assert cpi_bound(0.9, alpha) > max(cpi_bound(0.9, 0.9 * alpha), cpi_bound(0.9, 1.1 * alpha))
+    # No positive expected advantage: converged, π unchanged.
+    new, _, m = conservative_policy_iteration(0.9).update(pi, (), estimate._replace(advantage=jnp.zeros((2, 2))))
+    assert m["converged"] == 1.0 and m["alpha"] == 0.0
+    np.testing.assert_array_equal(new, pi)
+
+
 def test_kl_penalty_adapts_beta():
     policy = mlp_policy(Discrete(3), (16,))
-    params = policy.init(jax.random.PRNGKey(0), jnp.zeros(3))
-    batch = random_discrete_batch(jax.random.PRNGKey(1))
+    params = policy.init(seeded_key(0), jnp.zeros(3))
+    batch = random_discrete_batch(seeded_key(1))
     # Large learning rate: KL far above target → β doubles. Tiny one: KL below target → β halves.
     big = kl_penalty(policy.apply, optax.adam(5e-2), beta=1.0, kl_target=1e-3, epochs=5)
-    _, state, m = jax.jit(big.update)(params, big.init(params), batch, jax.random.PRNGKey(2))
+    _, state, m = jax.jit(big.update)(params, big.init(params), batch, seeded_key(2))
     assert m["mean_kl"] > 1.5e-3 and state.beta == 2.0
     small = kl_penalty(policy.apply, optax.adam(1e-6), beta=1.0, kl_target=1e-2, epochs=1)
-    _, state, m = jax.jit(small.update)(params, small.init(params), batch, jax.random.PRNGKey(2))
+    _, state, m = jax.jit(small.update)(params, small.init(params), batch, seeded_key(2))
     assert m["mean_kl"] < 1e-2 / 1.5 and state.beta == 0.5
     fixed = kl_penalty(policy.apply, optax.adam(5e-2), beta=1.0, adaptive=False, epochs=2)
-    _, state, _ = fixed.update(params, fixed.init(params), batch, jax.random.PRNGKey(2))
+    _, state, _ = fixed.update(params, fixed.init(params), batch, seeded_key(2))
     assert state.beta == 1.0
 
 
 def test_larger_beta_keeps_the_policy_closer():
     policy = mlp_policy(Discrete(3), (16,))
-    params = policy.init(jax.random.PRNGKey(0), jnp.zeros(3))
-    batch = random_discrete_batch(jax.random.PRNGKey(1))
+    params = policy.init(seeded_key(0), jnp.zeros(3))
+    batch = random_discrete_batch(seeded_key(1))
     kls = []
     for beta in (0.0, 10.0):
         rule = kl_penalty(policy.apply, optax.adam(1e-2), beta=beta, adaptive=False, epochs=10)
-        _, _, m = jax.jit(rule.update)(params, rule.init(params), batch, jax.random.PRNGKey(2))
+        _, _, m = jax.jit(rule.update)(params, rule.init(params), batch, seeded_key(2))
         kls.append(float(m["mean_kl"]))
     assert kls[1] < 0.5 * kls[0]
