@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 
 from pgax.distributions import Categorical, DiagGaussian
+from tests.helpers import seeded_key
 
 
 def test_categorical_log_prob_entropy_against_scipy():
@@ -31,7 +32,7 @@ def test_categorical_kl_closed_form_and_zero_on_self():
 
 def test_categorical_sampling_frequencies():
     probs = jnp.array([0.1, 0.6, 0.3])
-    samples = jax.vmap(Categorical(jnp.log(probs)).sample)(jax.random.split(jax.random.PRNGKey(0), 20000))
+    samples = jax.vmap(Categorical(jnp.log(probs)).sample)(jax.random.split(seeded_key(0), 20000))
     freq = np.bincount(np.asarray(samples), minlength=3) / 20000
     se = np.sqrt(probs * (1 - probs) / 20000)
     assert np.all(np.abs(freq - probs) < 4 * se)
@@ -67,14 +68,14 @@ def test_gaussian_kl_closed_forms():
 def test_gaussian_kl_matches_monte_carlo():
     p = DiagGaussian(jnp.array([0.2]), jnp.array([np.log(0.8)]))
     q = DiagGaussian(jnp.array([-0.3]), jnp.array([np.log(1.3)]))
-    x = jax.vmap(p.sample)(jax.random.split(jax.random.PRNGKey(1), 200_000))
+    x = jax.vmap(p.sample)(jax.random.split(seeded_key(1), 200_000))
     diff = np.asarray(p.log_prob(x) - q.log_prob(x))
     assert abs(diff.mean() - float(p.kl(q))) < 4 * diff.std() / np.sqrt(len(diff))
 
 
 def test_gaussian_sampling_moments():
     p = DiagGaussian(jnp.array([1.0, -2.0]), jnp.log(jnp.array([0.5, 3.0])))
-    x = np.asarray(jax.vmap(p.sample)(jax.random.split(jax.random.PRNGKey(2), 50_000)))
+    x = np.asarray(jax.vmap(p.sample)(jax.random.split(seeded_key(2), 50_000)))
     assert np.all(np.abs(x.mean(0) - [1.0, -2.0]) < 4 * np.array([0.5, 3.0]) / np.sqrt(50_000))
     np.testing.assert_allclose(x.std(0), [0.5, 3.0], rtol=0.02)
 

@@ -9,6 +9,7 @@ from pgax import linalg
 from pgax.distributions import Categorical
 from pgax.policies import mlp_policy
 from pgax.spaces import Box, Discrete
+from tests.helpers import seeded_key, seeds
 
 
 def random_spd(key, n, cond=10.0):
@@ -17,7 +18,7 @@ def random_spd(key, n, cond=10.0):
     return (q * eig) @ q.T
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", seeds(4))
 def test_cg_matches_solve_on_random_spd(seed):
     k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
     a = random_spd(k1, 8)
@@ -28,15 +29,15 @@ def test_cg_matches_solve_on_random_spd(seed):
 
 
 def test_cg_with_damping_solves_the_damped_system():
-    a = random_spd(jax.random.PRNGKey(0), 6)
+    a = random_spd(seeded_key(0), 6)
     b = jnp.arange(6.0)
     res = linalg.conjugate_gradient(lambda v: a @ v, b, max_iters=30, tol=1e-6, damping=0.5)
     np.testing.assert_allclose(res.x, jnp.linalg.solve(a + 0.5 * jnp.eye(6), b), rtol=1e-4, atol=1e-5)
 
 
 def test_cg_is_vmappable():
-    a = random_spd(jax.random.PRNGKey(1), 5)
-    bs = jax.random.normal(jax.random.PRNGKey(2), (7, 5))
+    a = random_spd(seeded_key(1), 5)
+    bs = jax.random.normal(seeded_key(2), (7, 5))
     xs = jax.vmap(lambda b: linalg.conjugate_gradient(lambda v: a @ v, b, max_iters=30, tol=1e-6).x)(bs)
     np.testing.assert_allclose(xs, jnp.linalg.solve(a, bs.T).T, rtol=1e-4, atol=1e-5)
 
@@ -55,8 +56,19 @@ def test_cg_on_singular_system_stays_finite_and_reports_non_convergence():
     np.testing.assert_allclose(res.x, [1.0, 2.0, 0.0, 0.0], atol=1e-6)
 
 
+def test_cg_stops_at_negative_curvature():
+    """On an indefinite A = diag(2, −1), b = [1, 1]: step 1 along p = b (curvature ½) gives x = [2, 2];
+    the next direction p = [6, 12] has pᵀAp = −72 < 0, so CG stops there, x unchanged and not converged
+    (unguarded, α = −¼ would land on A⁻¹b = [½, −1])."""
+    a = jnp.diag(jnp.array([2.0, -1.0]))
+    res = linalg.conjugate_gradient(lambda v: a @ v, jnp.array([1.0, 1.0]), max_iters=10, tol=1e-8)
+    assert int(res.iterations) == 1 and not bool(res.converged)
+    np.testing.assert_allclose(res.x, [2.0, 2.0], rtol=1e-6)
+    np.testing.assert_allclose(res.residual_norm, np.sqrt(18.0), rtol=1e-6)
+
+
 def test_cg_stops_at_max_iters():
-    a = random_spd(jax.random.PRNGKey(3), 30, cond=1e3)
+    a = random_spd(seeded_key(3), 30, cond=1e3)
     res = linalg.conjugate_gradient(lambda v: a @ v, jnp.ones(30), max_iters=3, tol=1e-12)
     assert int(res.iterations) == 3 and not bool(res.converged)
 
@@ -66,8 +78,8 @@ def test_fisher_vector_product_matches_dense_score_fisher(space):
     """F v via jvp/vjp equals E_s E_a[∇log π ∇log πᵀ] v computed exactly (sum over actions, or
     the closed-form Gaussian Fisher) on a small network."""
     policy = mlp_policy(space, (4,))
-    obs = jax.random.normal(jax.random.PRNGKey(0), (5, 3))
-    params = policy.init(jax.random.PRNGKey(1), obs[0])
+    obs = jax.random.normal(seeded_key(0), (5, 3))
+    params = policy.init(seeded_key(1), obs[0])
     dist_fn, theta, unravel = linalg.flat_fn(lambda p: policy.apply(p, obs), params)
     fvp = linalg.fisher_vector_product(lambda p: policy.apply(p, obs), params)
     n = theta.size
@@ -98,13 +110,13 @@ def test_fisher_vector_product_matches_dense_score_fisher(space):
 
 def test_fisher_is_hessian_of_mean_kl():
     policy = mlp_policy(Discrete(4), (6,))
-    obs = jax.random.normal(jax.random.PRNGKey(4), (8, 2))
-    params = policy.init(jax.random.PRNGKey(5), obs[0])
+    obs = jax.random.normal(seeded_key(4), (8, 2))
+    params = policy.init(seeded_key(5), obs[0])
     _, theta, unravel = linalg.flat_fn(lambda p: p, params)
     old = policy.apply(params, obs)
     hessian = jax.hessian(lambda f: old.kl(policy.apply(unravel(f), obs)).mean())(theta)
     fvp = linalg.fisher_vector_product(lambda p: policy.apply(p, obs), params)
-    v = jax.random.normal(jax.random.PRNGKey(6), theta.shape)
+    v = jax.random.normal(seeded_key(6), theta.shape)
     fv = jax.flatten_util.ravel_pytree(fvp(unravel(v)))[0]
     np.testing.assert_allclose(fv, hessian @ v, rtol=1e-3, atol=1e-5)
 

@@ -10,6 +10,7 @@ from pgax.critics import mlp_value
 from pgax.policies import mlp_policy
 from pgax.spaces import Discrete
 from pgax.updates import clipped_surrogate, ppo_clip, ppo_loss
+from tests.helpers import seeded_key
 
 POLICY = mlp_policy(Discrete(3), (32, 32))
 CRITIC = mlp_value((32, 32))
@@ -34,23 +35,25 @@ def init_params(key, obs_dim=5):
     return {"policy": POLICY.init(kp, jnp.zeros(obs_dim)), "value": CRITIC.init(kv, jnp.zeros(obs_dim))}
 
 
-def test_ratio_is_exactly_one_on_the_first_minibatch():
-    params = init_params(jax.random.PRNGKey(0))
-    samples = flatten_time_and_envs(make_batch(jax.random.PRNGKey(1), params))
+def test_ratio_is_one_to_a_few_ulps_on_the_first_minibatch():
+    """The old log-probabilities come from the same parameters, so ρ = 1 up to rounding: the jitted
+    minibatch forward pass may differ from the whole-batch one by an ulp or so (float32 ulp ≈ 1.2e-7)."""
+    params = init_params(seeded_key(0))
+    samples = flatten_time_and_envs(make_batch(seeded_key(1), params))
     # As the update does: old log-probs from one forward pass over the whole batch ...
     old_log_prob = POLICY.apply(params["policy"], samples.obs).log_prob(samples.action)
     first = jax.tree_util.tree_map(lambda x: x[:32], samples)  # ... then a minibatch of a quarter
     _, aux = jax.jit(lambda p, b, o: ppo_loss(p, b, o, **LOSS_KW))(params, first, old_log_prob[:32])
-    np.testing.assert_array_equal(aux["ratio"], 1.0)
-    assert aux["clip_fraction"] == 0.0 and aux["approx_kl"] == 0.0
+    np.testing.assert_allclose(aux["ratio"], 1.0, rtol=1e-6)
+    assert aux["clip_fraction"] == 0.0 and abs(float(aux["approx_kl"])) <= 1e-6
 
 
 def test_update_with_one_minibatch_reports_no_clipping_and_no_kl():
-    params = init_params(jax.random.PRNGKey(0))
-    batch = make_batch(jax.random.PRNGKey(1), params)
+    params = init_params(seeded_key(0))
+    batch = make_batch(seeded_key(1), params)
     rule = ppo_clip(POLICY.apply, CRITIC.apply, optax.adam(1e-3), epochs=1, minibatches=1)
-    _, _, metrics = jax.jit(rule.update)(params, rule.init(params), batch, jax.random.PRNGKey(2))
-    assert metrics["clip_fraction"] == 0.0 and metrics["approx_kl"] == 0.0
+    _, _, metrics = jax.jit(rule.update)(params, rule.init(params), batch, seeded_key(2))
+    assert metrics["clip_fraction"] == 0.0 and abs(float(metrics["approx_kl"])) <= 1e-6
 
 
 def test_gradients_of_clamped_samples_are_zero():
@@ -74,7 +77,7 @@ def test_clipped_surrogate_values():
 
 def test_update_moves_probability_toward_positive_advantage():
     """A one-state problem: action 0 has advantage +1, the others −1; PPO raises π(0)."""
-    params = init_params(jax.random.PRNGKey(3), obs_dim=2)
+    params = init_params(seeded_key(3), obs_dim=2)
     T, N = 64, 4
     obs = jnp.ones((T, N, 2))
     action = jnp.tile(jnp.arange(T * N) % 3, 1).reshape(T, N)
@@ -84,7 +87,7 @@ def test_update_moves_probability_toward_positive_advantage():
                   truncated=jnp.zeros((T, N), bool), next_obs=obs, log_prob=jnp.zeros((T, N)),
                   advantage=advantage, target=value, value=value)
     rule = ppo_clip(POLICY.apply, CRITIC.apply, optax.adam(3e-3), epochs=4, minibatches=4, clip_eps=0.2)
-    new_params, _, metrics = jax.jit(rule.update)(params, rule.init(params), batch, jax.random.PRNGKey(0))
+    new_params, _, metrics = jax.jit(rule.update)(params, rule.init(params), batch, seeded_key(0))
     before = POLICY.apply(params["policy"], obs[0, 0]).probs[0]
     after = POLICY.apply(new_params["policy"], obs[0, 0]).probs[0]
     assert after > before + 0.05
