@@ -56,15 +56,18 @@ def seeds(count: int, base: int = 0) -> list[int]:
     return [seed(base + i) for i in range(count)]
 
 
-def key(base: int = 0):
+def seeded_key(base: int = 0):
     """A PRNG key for a stochastic test: `jax.random.PRNGKey(seed(base))`."""
     import jax
 
     return jax.random.PRNGKey(seed(base))
 
 
-def rng(base: int = 0):
+def seeded_rng(base: int = 0):
     """A numpy Generator for a stochastic test: `np.random.default_rng(seed(base))`."""
     import numpy as np
 
     return np.random.default_rng(seed(base))
+
+
+key, rng = seeded_key, seeded_rng  # short aliases (prefer the long names where `key` or `rng` is also a local)

@@ -12,6 +12,8 @@ from pgax.algorithms import get_preset
 from pgax.algorithms.cpi import CPIConfig, make_cpi, tabular_solution
 from pgax.errors import ConfigError
 from pgax.train import train
+from tests.helpers import seeded_key
+from tests.learning import LearningClaim
 
 TABULAR = ("Garnet-v0", "Chain-v0", "GridWorld-v0")
 
@@ -27,7 +29,7 @@ def optimal_return(mdp, iterations=3000):
     return float(np.asarray(mdp.initial_distribution) @ v)
 
 
-def run(env, config, iterations, seeds=(0, 1, 2)):
+def run(env, config, iterations, seeds):
     """Train through the seed-vmapped trainer; returns (final π per seed [K, S, A], metrics [K, iterations])."""
     config.validate()
     agent = make_cpi(config, env, iterations)
@@ -43,15 +45,15 @@ def run_exact(env, config, iterations):
     Returns (final π [S, A], metrics [iterations])."""
     config.validate()
     agent = make_cpi(config, env, iterations)
-    state = agent.init(jax.random.PRNGKey(0), None)
-    keys = jax.random.split(jax.random.PRNGKey(1), iterations)
+    state = agent.init(seeded_key(0), None)
+    keys = jax.random.split(seeded_key(1), iterations)
     state, metrics = jax.jit(lambda s: jax.lax.scan(lambda s, k: agent.learn(s, None, k), s, keys))(state)
     return np.asarray(state.params, np.float64), {k: np.asarray(v) for k, v in metrics.items()}
 
 
 def test_float32_solution_matches_the_exact_oracle():
     mdp = envs.make("GridWorld-v0").model  # the one with a terminal state
-    pi = np.asarray(jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(1), (mdp.num_states, mdp.num_actions))))
+    pi = np.asarray(jax.nn.softmax(jax.random.normal(seeded_key(1), (mdp.num_states, mdp.num_actions))))
     ours = jax.jit(tabular_solution)(mdp, jnp.asarray(pi, jnp.float32))
     scale = np.abs(exact.state_values(mdp, pi)).max()
     np.testing.assert_allclose(ours["value"], exact.state_values(mdp, pi), atol=1e-5 * scale)
@@ -85,17 +87,25 @@ def test_bound_step_improves_monotonically_by_at_least_its_bound():
     assert values[-1] > start + 0.4 * (optimal_return(env.model) - start)  # measured: 44% of the gap in 40 steps
 
 
-@pytest.mark.slow
-def test_sampled_cpi_improves_the_exact_return_for_three_seeds():
+def measure_sampled(seeds):
     env = envs.make("Garnet-v0")
     cfg = CPIConfig(advantages="sampled", num_envs=8, num_steps=128, step="fixed", alpha=0.2)
-    pi, m = run(env, cfg, iterations=30)
+    pi, _ = run(env, cfg, iterations=30, seeds=seeds)
     start = float(exact.expected_return(env.model, np.full((8, 3), 1.0 / 3)))
     optimum = optimal_return(env.model)
     final = np.array([float(exact.expected_return(env.model, p)) for p in pi])
-    # J(uniform) = 4.85, J* = 7.48; measured finals 6.90-7.35 over seeds 0-5 (the noisy greedy
-    # choice keeps it below J* at a fixed α). Require 70% of the gap for every seed.
-    assert np.all(final > start + 0.7 * (optimum - start)), (start, final, optimum)
+    return {"gap_closed": (final - start) / (optimum - start)}
+
+
+SAMPLED = LearningClaim("cpi sampled Garnet-v0", measure_sampled, {"gap_closed": (">", 0.6)})
+
+
+@pytest.mark.slow
+def test_sampled_cpi_improves_the_exact_return():
+    """Sampled advantages, fixed α = 0.2, 30 iterations on Garnet-v0 (J(uniform) = 4.85, J* = 7.48): the
+    exact return of the final table closes most of the gap to J* for at least 4 of 5 seeds (the noisy
+    greedy choice keeps it below J* at a fixed α)."""
+    SAMPLED.check()
 
 
 def test_act_samples_from_the_table_and_mode_is_its_argmax():
@@ -103,7 +113,7 @@ def test_act_samples_from_the_table_and_mode_is_its_argmax():
     agent = make_cpi(CPIConfig(), env, 1)
     pi = jnp.asarray(np.tile([[0.0, 1.0]], (6, 1)), jnp.float32).at[2].set(jnp.array([0.25, 0.75]))
     obs = jax.nn.one_hot(jnp.array([0, 2, 2, 2] * 500), 6)
-    action, log_prob = agent.act(pi, obs, jax.random.PRNGKey(0))
+    action, log_prob = agent.act(pi, obs, seeded_key(0))
     assert np.all(np.asarray(action)[::4] == 1) and np.allclose(np.asarray(log_prob)[::4], 0.0, atol=1e-6)
     at_two = np.asarray(action).reshape(-1, 4)[:, 1:]
     assert abs(at_two.mean() - 0.75) < 0.05

@@ -12,6 +12,7 @@ from pgax.distributions import Categorical
 from pgax.policies import Model, tabular_softmax_policy
 from pgax.updates import (TabularEstimate, conservative_policy_iteration, gradient_ascent, natural_gradient,
                           trust_region)
+from tests.helpers import seed, seeds
 
 S, A = 5, 3
 POLICY = tabular_softmax_policy(S, A)
@@ -51,53 +52,66 @@ def run(rule, mdp, iterations, seed=0):
     return np.array(values), metrics
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_natural_step_and_trpo_improve_exact_J_monotonically(seed):
-    mdp = garnet_mdp(seed, num_states=S, num_actions=A, discount=0.9)
+@pytest.mark.parametrize("index", range(5))
+def test_natural_step_and_trpo_improve_exact_J_monotonically(index):
+    mdp_seed = seed(index)
+    mdp = garnet_mdp(mdp_seed, num_states=S, num_actions=A, discount=0.9)
     for rule in (natural_gradient(POLICY.apply, 0.01, solver="pinv", damping=0.0),
                  trust_region(POLICY.apply, 0.01)):
-        values, _ = run(rule, mdp, 12, seed)
+        values, _ = run(rule, mdp, 12, mdp_seed)
         assert np.all(np.diff(values) > -1e-6), np.diff(values)
         assert values[-1] > values[0] + 0.05 * (optimal_value(mdp) - values[0])
 
 
-def log_linear_policy(seed, k=4):
-    """π_θ(a|s) = softmax_a(φ(s, a)ᵀθ) with random features shared across states."""
-    feats = jax.random.normal(jax.random.PRNGKey(seed), (S, A, k))
-    model = Model(lambda key=None, obs=None: jnp.zeros(k), lambda th, obs: Categorical(jnp.einsum("...s,sak->...ak", obs, feats) @ th))
-    return model, lambda th: jax.nn.log_softmax(feats @ th, axis=-1)
+FEATURES = 4
+# π_θ(a|s) = softmax_a(φ(s, a)ᵀθ): the observation of a state is its feature matrix φ(s, ·) [A, k], so
+# one model (and one compiled update per rule) serves every random feature draw.
+LOG_LINEAR = Model(lambda key=None, obs=None: jnp.zeros(FEATURES), lambda th, obs: Categorical(obs @ th))
 
 
-def run_log_linear(rule, mdp, model, log_policy, iterations, seed=0):
-    theta, state = model.init(), rule.init(model.init())
-    update = jax.jit(rule.update)
+def run_log_linear(update, state, mdp, features, iterations, seed=0):
+    """`iterations` jitted `update`s from θ = 0 on exact batches; returns exact J before and after each."""
+    theta = LOG_LINEAR.init()
+    log_policy = lambda th: jax.nn.log_softmax(features @ th, axis=-1)  # noqa: E731
     values = [float(exact.objective(mdp, theta, log_policy))]
     key = jax.random.PRNGKey(seed)
     for _ in range(iterations):
         key, k = jax.random.split(key)
-        pi = jnp.exp(log_policy(theta))
-        theta, state, _ = update(theta, state, exact_batch(mdp, jnp.log(pi), k), k)
+        batch = exact_batch(mdp, log_policy(theta), k)
+        batch = batch.replace(obs=jnp.einsum("ns,sak->nak", batch.obs, features))
+        theta, state, _ = update(theta, state, batch, k)
         values.append(float(exact.objective(mdp, theta, log_policy)))
     return np.array(values)
 
 
+def largest_drop(rule, mdp_seed, iterations=8):
+    """The largest one-iteration drop of exact J over `iterations` updates by `rule` on Garnet MDP
+    `mdp_seed` with log-linear features drawn from the same seed."""
+    mdp = garnet_mdp(mdp_seed, num_states=S, num_actions=A, discount=0.9)
+    features = jax.random.normal(jax.random.PRNGKey(mdp_seed), (S, A, FEATURES))
+    values = run_log_linear(jax.jit(rule.update), rule.init(LOG_LINEAR.init()), mdp, features, iterations, mdp_seed)
+    return -np.diff(values).min()
+
+
+# A witness for the existence claim below: on this MDP and feature draw a step of 10 overshoots
+# (J drops by 0.92 in one iteration); on most draws the step saturates into a near-greedy policy
+# without a drop, so the witness is fixed rather than shifted with PGAX_TEST_SEED_OFFSET.
+OVERSHOOT_WITNESS = 2
+
+
 def test_gradient_ascent_with_too_large_a_step_can_decrease_J_while_trpo_does_not():
-    """With parameters shared across states (log-linear policy), a large plain gradient step
-    overshoots and lowers J; the trust-region step on the same problem does not."""
-    decreased = []
-    for seed in range(3):
-        mdp = garnet_mdp(seed, num_states=S, num_actions=A, discount=0.9)
-        model, log_policy = log_linear_policy(seed)
-        big = run_log_linear(gradient_ascent(model.apply, 10.0), mdp, model, log_policy, 8, seed)
-        decreased.append(np.any(np.diff(big) < -1e-2))
-        safe = run_log_linear(trust_region(model.apply, 0.01), mdp, model, log_policy, 8, seed)
-        assert np.all(np.diff(safe) > -1e-6), np.diff(safe)
-    assert any(decreased)
+    """With parameters shared across states (log-linear policy), a large plain gradient step can
+    overshoot and lower J (shown on a fixed witness, by far more than round-off); the trust-region
+    step never lowers J, on the witness and on 5 other random MDPs and feature draws."""
+    assert largest_drop(gradient_ascent(LOG_LINEAR.apply, 10.0), OVERSHOOT_WITNESS) > 0.1
+    trpo = trust_region(LOG_LINEAR.apply, 0.01)
+    for mdp_seed in [OVERSHOOT_WITNESS] + seeds(5, base=10):
+        assert largest_drop(trpo, mdp_seed) < 1e-6, mdp_seed
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_cpi_improves_at_least_by_its_bound_and_policy_iteration_reaches_the_optimum(seed):
-    mdp = garnet_mdp(seed, num_states=S, num_actions=A, discount=0.9)
+@pytest.mark.parametrize("index", range(5))
+def test_cpi_improves_at_least_by_its_bound_and_policy_iteration_reaches_the_optimum(index):
+    mdp = garnet_mdp(seed(index), num_states=S, num_actions=A, discount=0.9)
     rule = conservative_policy_iteration(0.9)
     pi = np.full((S, A), 1.0 / A)
     for _ in range(30):
@@ -122,9 +136,9 @@ def test_cpi_improves_at_least_by_its_bound_and_policy_iteration_reaches_the_opt
     assert abs(float(exact.expected_return(mdp, pi)) - optimal_value(mdp)) < 1e-3
 
 
-@pytest.mark.parametrize("seed", range(2))
-def test_cpi_line_search_on_exact_J_reaches_the_optimum_monotonically(seed):
-    mdp = garnet_mdp(seed, num_states=S, num_actions=A, discount=0.9)
+@pytest.mark.parametrize("index", range(3))
+def test_cpi_line_search_on_exact_J_reaches_the_optimum_monotonically(index):
+    mdp = garnet_mdp(seed(index), num_states=S, num_actions=A, discount=0.9)
     objective = lambda pi: exact.expected_return(mdp, np.asarray(pi))  # noqa: E731
     rule = conservative_policy_iteration(0.9, objective=lambda pi: jnp.asarray(objective(pi), jnp.float32),
                                          epsilon=1e-7)

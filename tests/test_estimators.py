@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from pgax import estimators
+from tests.helpers import seeded_rng
 
 
 def reference_returns(r, d, v_next=None, trunc=None):
@@ -57,7 +58,7 @@ def test_gae_hand_computed():
 
 
 def random_stream(seed, T=50):
-    rng = np.random.default_rng(seed)
+    rng = seeded_rng(seed)
     r = rng.normal(size=T).astype(np.float32)
     term = rng.random(T) < 0.1
     trunc = (rng.random(T) < 0.1) & ~term

@@ -7,7 +7,7 @@ import numpy as np
 from pgax import envs
 from pgax.envs import episode_statistics
 from pgax.rollout import scan_rollout, vector_reset
-from tests.helpers import counter_env
+from tests.helpers import counter_env, seeded_key
 
 
 def always(action):
@@ -18,8 +18,8 @@ def always(action):
 
 def test_batch_shapes_and_truncation_records():
     env = episode_statistics(counter_env(time_limit=5))
-    obs, state = vector_reset(env, jax.random.PRNGKey(0), 3)
-    batch, state, obs, info = jax.jit(lambda s, o: scan_rollout(always(0), None, env, s, o, jax.random.PRNGKey(1), 12))(state, obs)
+    obs, state = vector_reset(env, seeded_key(0), 3)
+    batch, state, obs, info = jax.jit(lambda s, o: scan_rollout(always(0), None, env, s, o, seeded_key(1), 12))(state, obs)
     assert batch.obs.shape == (12, 3, 1) and batch.reward.shape == (12, 3) and batch.action.shape == (12, 3)
     trunc = np.asarray(batch.truncated[:, 0])
     np.testing.assert_array_equal(np.flatnonzero(trunc), [4, 9])
@@ -38,19 +38,19 @@ def test_batch_shapes_and_truncation_records():
 
 def test_termination_is_recorded_separately():
     env = counter_env(time_limit=5, terminate_on_action=1)
-    obs, state = vector_reset(env, jax.random.PRNGKey(0), 2)
-    batch, *_ = scan_rollout(always(1), None, env, state, obs, jax.random.PRNGKey(1), 3)
+    obs, state = vector_reset(env, seeded_key(0), 2)
+    batch, *_ = scan_rollout(always(1), None, env, state, obs, seeded_key(1), 3)
     assert np.all(batch.terminated) and not np.any(batch.truncated)
 
 
 def test_gymnax_cartpole_rollout_final_observations():
     env = episode_statistics(envs.make("CartPole-v1"))
-    obs, state = vector_reset(env, jax.random.PRNGKey(0), 4)
+    obs, state = vector_reset(env, seeded_key(0), 4)
 
     def act(params, obs, key):
         return jax.random.randint(key, (obs.shape[0],), 0, 2), jnp.zeros(obs.shape[0])
 
-    batch, _, _, info = jax.jit(lambda s, o: scan_rollout(act, None, env, s, o, jax.random.PRNGKey(1), 200))(state, obs)
+    batch, _, _, info = jax.jit(lambda s, o: scan_rollout(act, None, env, s, o, seeded_key(1), 200))(state, obs)
     done = np.asarray(batch.done)
     assert done.any()
     not_done = ~done[:-1]
@@ -76,8 +76,8 @@ def test_every_registered_seed_env_makes_and_rolls_out():
     for env_id in SEED_ENVS:
         env = episode_statistics(envs.make(env_id))
         agent = make_ppo(PPOConfig(hidden_sizes=(8,)), env, 1)
-        obs, state = vector_reset(env, jax.random.PRNGKey(0), 2)
-        params = agent.init(jax.random.PRNGKey(1), obs[0]).params
-        batch, *_ = scan_rollout(agent.act, params, env, state, obs, jax.random.PRNGKey(2), 4)
+        obs, state = vector_reset(env, seeded_key(0), 2)
+        params = agent.init(seeded_key(1), obs[0]).params
+        batch, *_ = scan_rollout(agent.act, params, env, state, obs, seeded_key(2), 4)
         assert batch.reward.shape == (4, 2) and np.all(np.isfinite(batch.reward)), env_id
         assert env_id in envs.list_envs()

@@ -37,6 +37,7 @@ from pgax.envs.regulator import (
     single_state_expected_return,
     single_state_gaussian,
 )
+from tests.helpers import seeded_key, seeded_rng
 
 N_SAMPLES = 20_000
 
@@ -132,7 +133,7 @@ def test_regulator_spaces_and_reset_shapes():
     assert env.observation_space.shape == (1,) and env.observation_space.low == (-10.0,)
     assert env.action_space.shape == (1,)
     assert env.action_space.low == (-np.inf,) and env.action_space.high == (np.inf,)
-    obs, state = env.reset(jax.random.PRNGKey(0))
+    obs, state = env.reset(seeded_key(0))
     assert obs.shape == (1,) and obs.dtype == jnp.float32
     assert int(state.time) == 0 and float(state.s) == float(obs[0])
     with pytest.raises(ValueError, match="depth"):
@@ -140,7 +141,7 @@ def test_regulator_spaces_and_reset_shapes():
 
 
 def test_regulator_start_distribution_is_n_0_3_0_1():
-    obs, state = jax.jit(jax.vmap(REGULATOR.reset))(jax.random.split(jax.random.PRNGKey(1), N_SAMPLES))
+    obs, state = jax.jit(jax.vmap(REGULATOR.reset))(jax.random.split(seeded_key(1), N_SAMPLES))
     s0 = np.asarray(obs[:, 0], np.float64)
     ok, info = within_standard_errors(s0, 0.3)
     assert ok, info
@@ -185,7 +186,7 @@ def test_regulator_clips_the_state_to_plus_minus_10():
 def test_regulator_reward_is_minus_s_squared_of_the_state_acted_in(s):
     state = RegulatorState(jnp.float32(s), jnp.int32(3))
     for a in (-2.0, 0.0, 1.5):
-        t = REGULATOR.step(jax.random.PRNGKey(2), state, jnp.array([a], jnp.float32))
+        t = REGULATOR.step(seeded_key(2), state, jnp.array([a], jnp.float32))
         assert t.reward.shape == () and t.reward.dtype == jnp.float32
         assert float(t.reward) == pytest.approx(-s * s, rel=1e-6, abs=0)
 
@@ -193,7 +194,7 @@ def test_regulator_reward_is_minus_s_squared_of_the_state_acted_in(s):
 def test_regulator_truncates_after_depth_steps_with_final_obs():
     depth = REGULATOR.max_episode_steps
     # Push the state up by 0.5 each step so the true successor is far from a fresh start.
-    t, acted_on, _ = simulate(REGULATOR, jax.random.PRNGKey(3), policy_params([[0.0]], [0.5], 0.0))
+    t, acted_on, _ = simulate(REGULATOR, seeded_key(3), policy_params([[0.0]], [0.5], 0.0))
     truncated = np.asarray(t.truncated)
     expected = np.zeros(truncated.shape, bool)
     expected[depth - 1 :: depth] = True
@@ -223,14 +224,14 @@ def test_regulator_expected_return_hand_values_and_optimum():
     theta_star = jnp.array([-1.0, 0.0])
     assert float(regulator_expected_return(theta_star, 10)) == pytest.approx(-0.19, rel=1e-6)
     np.testing.assert_allclose(np.asarray(jax.grad(regulator_expected_return)(theta_star, 10)), 0.0, atol=1e-7)
-    deltas = jnp.asarray(np.random.default_rng(0).normal(scale=0.1, size=(20, 2)), jnp.float32)
+    deltas = jnp.asarray(seeded_rng(0).normal(scale=0.1, size=(20, 2)), jnp.float32)
     worse = jax.vmap(lambda d: regulator_expected_return(theta_star + d, 10))(deltas)
     assert float(worse.max()) < -0.19
 
 
 @pytest.mark.parametrize("theta", [(-0.5, 0.3), (0.2, 0.5), (0.7, 0.1)])
 def test_regulator_expected_return_matches_the_unclipped_env(theta):
-    t, _, _ = simulate(FREE_REGULATOR, jax.random.PRNGKey(4), regulator_policy(theta))
+    t, _, _ = simulate(FREE_REGULATOR, seeded_key(4), regulator_policy(theta))
     returns = episode_returns(t, 10)
     assert returns.size == NUM_ENVS * EPISODES_PER_ENV
     ok, info = within_standard_errors(returns, float(regulator_expected_return(jnp.array(theta), 10)))
@@ -240,7 +241,7 @@ def test_regulator_expected_return_matches_the_unclipped_env(theta):
 def test_regulator_clipping_changes_the_return_of_unstable_policies():
     # θ1 = 0.7: the mean state grows as 0.3·1.7^t and passes 10 at t = 7, where the clip bites.
     theta = (0.7, 0.1)
-    clipped, _, _ = simulate(REGULATOR, jax.random.PRNGKey(5), regulator_policy(theta))
+    clipped, _, _ = simulate(REGULATOR, seeded_key(5), regulator_policy(theta))
     exact_unclipped = float(regulator_expected_return(jnp.array(theta), 10))
     assert episode_returns(clipped, 10).mean() > exact_unclipped + 500.0
     assert np.abs(np.asarray(clipped.final_obs)).max() == 10.0
@@ -253,7 +254,7 @@ def test_regulator_clipping_changes_the_return_of_unstable_policies():
 def test_single_state_reward_equals_action_and_truncates():
     env = SINGLE_STATE
     assert env.observation_space.shape == (1,) and env.action_space.shape == (1,) and env.max_episode_steps == 3
-    t, acted_on, actions = simulate(env, jax.random.PRNGKey(6), regulator_policy((0.5, 2.0)))
+    t, acted_on, actions = simulate(env, seeded_key(6), regulator_policy((0.5, 2.0)))
     np.testing.assert_array_equal(np.asarray(acted_on), 1.0)
     np.testing.assert_array_equal(np.asarray(t.obs), 1.0)
     np.testing.assert_array_equal(np.asarray(t.final_obs), 1.0)
@@ -273,7 +274,7 @@ def test_single_state_reproduces_example_12_1():
     theta = np.array([0.0, 1.0])
     grads, returns = [], []
     for episode in actions:
-        _, state = env.reset(jax.random.PRNGKey(0))
+        _, state = env.reset(seeded_key(0))
         rewards = []
         for k, a in enumerate(episode):
             t = env.step(jax.random.PRNGKey(k), state, jnp.array([a], jnp.float32))
@@ -293,7 +294,7 @@ def test_single_state_reproduces_example_12_1():
 
 def test_single_state_expected_return_matches_simulation():
     theta = jnp.array([0.7, 1.5])
-    t, _, _ = simulate(SINGLE_STATE, jax.random.PRNGKey(7), regulator_policy((0.7, 1.5)))
+    t, _, _ = simulate(SINGLE_STATE, seeded_key(7), regulator_policy((0.7, 1.5)))
     ok, info = within_standard_errors(episode_returns(t, 3), float(single_state_expected_return(theta, 3)))
     assert ok, info
     assert float(single_state_expected_return(theta, 3)) == pytest.approx(2.1, rel=1e-6)
@@ -322,7 +323,7 @@ def test_problem_generators():
 
 
 def test_lyapunov_solver_matches_scipy_and_the_series():
-    rng = np.random.default_rng(0)
+    rng = seeded_rng(0)
     L = rng.normal(size=(4, 4))
     L *= 0.8 / spectral_radius(L)
     M = rng.normal(size=(4, 4))
@@ -361,7 +362,7 @@ def test_lqr_cost_matches_a_long_simulated_rollout():
     p, horizon = default_lqr(), LQR_LONG.max_episode_steps
     K = 0.5 * lqr_optimal_gain(p)[0]
     assert lqr_cost(p, K) - lqr_finite_horizon_cost(p, K, horizon) < 1e-6 * lqr_cost(p, K)
-    t, _, _ = simulate(LQR_LONG, jax.random.PRNGKey(8), policy_params(-K, np.zeros(2), 0.0))
+    t, _, _ = simulate(LQR_LONG, seeded_key(8), policy_params(-K, np.zeros(2), 0.0))
     costs = -episode_returns(t, horizon)
     ok, info = within_standard_errors(costs, lqr_cost(p, K))
     assert ok, info
@@ -372,7 +373,7 @@ def test_lqr_cost_matches_a_long_simulated_rollout():
 def test_lqr_finite_horizon_cost_with_noise_matches_simulation():
     p, horizon, sigma_w, sigma_u = LQR_NOISY_PROBLEM, LQR_NOISY.max_episode_steps, 0.3, 0.5
     K = lqr_optimal_gain(p)[0]
-    t, _, _ = simulate(LQR_NOISY, jax.random.PRNGKey(9), policy_params(-K, np.zeros(2), sigma_u))
+    t, _, _ = simulate(LQR_NOISY, seeded_key(9), policy_params(-K, np.zeros(2), sigma_u))
     costs = -episode_returns(t, horizon)
     exact = lqr_finite_horizon_cost(p, K, horizon, noise_std=sigma_w, action_noise_std=sigma_u)
     ok, info = within_standard_errors(costs, exact)
@@ -386,17 +387,17 @@ def test_lqr_env_dynamics_reward_start_and_truncation():
     assert env.observation_space.shape == (3,) and env.action_space.shape == (2,) and env.max_episode_steps == 3
     x = jnp.array([0.5, -1.0, 2.0], jnp.float32)
     u = jnp.array([0.3, -0.7], jnp.float32)
-    t = env.step(jax.random.PRNGKey(0), LQRState(x, jnp.int32(0)), u)
+    t = env.step(seeded_key(0), LQRState(x, jnp.int32(0)), u)
     xn, un = np.asarray(x, np.float64), np.asarray(u, np.float64)
     assert float(t.reward) == pytest.approx(-(xn @ p.Q @ xn + un @ p.R @ un), rel=1e-5)
     np.testing.assert_allclose(np.asarray(t.final_obs), p.A @ xn + p.B @ un, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(np.asarray(t.obs), np.asarray(t.final_obs))
-    last = env.step(jax.random.PRNGKey(0), LQRState(x, jnp.int32(2)), u)
+    last = env.step(seeded_key(0), LQRState(x, jnp.int32(2)), u)
     assert bool(last.truncated) and not bool(last.terminated) and int(last.state.time) == 0
     np.testing.assert_allclose(np.asarray(last.final_obs), p.A @ xn + p.B @ un, rtol=1e-5, atol=1e-6)
     assert not np.allclose(np.asarray(last.obs), np.asarray(last.final_obs))
     # x0 ~ N(0, Σ0): every sample covariance entry within 4 standard errors.
-    x0, _ = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(1), N_SAMPLES))
+    x0, _ = jax.vmap(env.reset)(jax.random.split(seeded_key(1), N_SAMPLES))
     x0 = np.asarray(x0, np.float64)
     S, cov = p.Sigma0, x0.T @ x0 / N_SAMPLES
     se = np.sqrt((np.outer(np.diag(S), np.diag(S)) + S ** 2) / N_SAMPLES)
@@ -422,10 +423,10 @@ def test_lqr_gradient_matches_finite_differences(which):
         p, K = default_lqr(), np.zeros((2, 3))
     elif which == "default_Krand":
         p = default_lqr()
-        K = lqr_optimal_gain(p)[0] + 0.2 * np.random.default_rng(1).normal(size=(2, 3))
+        K = lqr_optimal_gain(p)[0] + 0.2 * seeded_rng(1).normal(size=(2, 3))
     else:
         p = random_lqr(7, 4, 2, open_loop_radius=1.15)
-        K = lqr_optimal_gain(p)[0] + 0.05 * np.random.default_rng(2).normal(size=(2, 4))
+        K = lqr_optimal_gain(p)[0] + 0.05 * seeded_rng(2).normal(size=(2, 4))
     assert spectral_radius(closed_loop(p, K)) < 1
     g = lqr_gradient(p, K)
     fd = central_difference_gradient(p, K)
@@ -448,7 +449,7 @@ def test_riccati_gain_is_optimal(which):
     np.testing.assert_allclose(lqr_value_matrix(p, K_star), P_star, rtol=1e-9)
     assert np.linalg.norm(lqr_gradient(p, K_star)) <= 1e-8 * max(1.0, np.linalg.norm(K_star))
     C_star = lqr_cost(p, K_star)
-    rng = np.random.default_rng(3)
+    rng = seeded_rng(3)
     for _ in range(30):
         for scale in (1e-3, 1e-1):
             K = K_star + scale * rng.normal(size=K_star.shape)
@@ -521,7 +522,7 @@ def test_envs_jit_and_vmap_over_64_envs(name):
     depth, steps = env.max_episode_steps, episodes_per_env(env) * env.max_episode_steps
     act_dim, obs_dim = env.action_space.shape[0], env.observation_space.shape[0]
     noise_only = policy_params(np.zeros((act_dim, obs_dim)), np.zeros(act_dim), 0.1)
-    t, acted_on, actions = simulate(env, jax.random.PRNGKey(10), noise_only)
+    t, acted_on, actions = simulate(env, seeded_key(10), noise_only)
     assert t.obs.shape == t.final_obs.shape == acted_on.shape == (steps, NUM_ENVS, obs_dim)
     assert actions.shape == (steps, NUM_ENVS, act_dim)
     assert t.reward.shape == (steps, NUM_ENVS) and t.reward.dtype == jnp.float32

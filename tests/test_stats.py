@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from pgax.stats import bootstrap_ci
+from tests.helpers import seeded_rng
 
 
 def test_single_value_and_constant_values_give_a_point_interval():
@@ -13,7 +14,7 @@ def test_single_value_and_constant_values_give_a_point_interval():
 
 
 def test_interval_contains_the_mean_and_matches_the_normal_approximation():
-    rng = np.random.default_rng(1)
+    rng = seeded_rng(1)
     x = rng.normal(10.0, 2.0, size=400)
     low, high = bootstrap_ci(x, resamples=20_000)
     se = x.std(ddof=1) / np.sqrt(len(x))
@@ -23,7 +24,7 @@ def test_interval_contains_the_mean_and_matches_the_normal_approximation():
 
 
 def test_coverage_is_close_to_nominal():
-    rng = np.random.default_rng(2)
+    rng = seeded_rng(2)
     samples = rng.normal(0.0, 1.0, size=(400, 30))
     low, high = bootstrap_ci(samples, axis=1, resamples=4000)
     coverage = np.mean((low <= 0.0) & (0.0 <= high))

@@ -26,6 +26,7 @@ from pgax.envs.tabular import (
 )
 from pgax.rollout import scan_rollout, vector_reset
 from pgax.spaces import Box, Discrete
+from tests.helpers import seed, seeded_rng
 
 
 def bonferroni_z(num_comparisons, family_wise=1e-3):
@@ -94,8 +95,8 @@ def test_gridworld_by_hand():
 @pytest.fixture(scope="module")
 def garnet_samples():
     mdp = garnet_mdp(5, 5, 3, branching=3, discount=0.9)
-    logits = np.random.default_rng(5).normal(size=(5, 3))
-    trajectories = jax.jit(lambda k: sample_trajectories(k, mdp, logits, 150, 2048))(jax.random.key(0))
+    logits = seeded_rng(5).normal(size=(5, 3))
+    trajectories = jax.jit(lambda k: sample_trajectories(k, mdp, logits, 150, 2048))(jax.random.key(seed(0)))
     return mdp, logits, jax.tree_util.tree_map(np.asarray, trajectories)
 
 
@@ -133,10 +134,10 @@ def test_mean_discounted_return_from_the_start_is_the_exact_objective(garnet_sam
 
 def test_episodic_gridworld_sampler_restarts_and_matches_the_exact_return():
     mdp = gridworld_mdp(3, 4, discount=0.95, slip=0.2, walls=((1, 1),))
-    logits = np.random.default_rng(1).normal(size=(12, 4))
+    logits = seeded_rng(1).normal(size=(12, 4))
     logits[:, 1:3] += 1.0  # lean right/down so episodes finish within the stream
     traj = jax.tree_util.tree_map(np.asarray, jax.jit(lambda k: sample_trajectories(k, mdp, logits, 200, 2048))(
-        jax.random.key(1)))
+        jax.random.key(seed(1))))
     goal, start = 11, 0
     assert traj.terminated.any()
     np.testing.assert_array_equal(traj.terminated, traj.next_state == goal)
@@ -157,7 +158,7 @@ def test_episodic_gridworld_sampler_restarts_and_matches_the_exact_return():
 def test_sampler_vmaps_over_stacked_mdps():
     mdps = [garnet_mdp(seed, 4, 2, 2, 0.9) for seed in range(3)]
     logits = np.zeros((3, 4, 2))
-    keys = jax.random.split(jax.random.key(0), 3)
+    keys = jax.random.split(jax.random.key(seed(0)), 3)
     batched = jax.jit(jax.vmap(lambda k, m, th: sample_trajectories(k, m, th, 20, 64)))(keys, stack_mdps(mdps), logits)
     assert batched.state.shape == (3, 64, 20)
     for i, mdp in enumerate(mdps):
@@ -185,7 +186,7 @@ def test_tabular_env_spaces_and_reset():
     assert env.name == "garnet" and env.max_episode_steps == 7
     assert env.action_space == Discrete(3)
     assert isinstance(env.observation_space, Box) and env.observation_space.shape == (5,)
-    obs, state = env.reset(jax.random.key(0))
+    obs, state = env.reset(jax.random.key(seed(0)))
     assert obs.dtype == jnp.float32 and obs.shape == (5,)
     np.testing.assert_array_equal(obs, np.eye(5)[int(state.state)])
     assert int(state.time) == 0
@@ -194,9 +195,9 @@ def test_tabular_env_spaces_and_reset():
 def test_tabular_env_rollout_truncates_terminates_and_follows_the_mdp():
     mdp = gridworld_mdp(2, 3, discount=0.9, slip=0.3)
     env = episode_statistics(make_tabular_env(mdp, max_episode_steps=6))
-    obs, env_state = vector_reset(env, jax.random.key(0), 256)
+    obs, env_state = vector_reset(env, jax.random.key(seed(0)), 256)
     batch, _, _, info = jax.jit(lambda s, o, k: scan_rollout(uniform_act(4), None, env, s, o, k, 60))(
-        env_state, obs, jax.random.key(1))
+        env_state, obs, jax.random.key(seed(1)))
     state = np.asarray(batch.obs).argmax(-1)
     successor = np.asarray(batch.next_obs).argmax(-1)
     terminated, truncated = np.asarray(batch.terminated), np.asarray(batch.truncated)
