@@ -118,6 +118,21 @@ def test_restricted_and_scaled_steps():
     assert new[0] > THETA[0] and m["surrogate_improvement"] > 0
 
 
+def test_gradient_ascent_with_an_optimizer_ascends():
+    """With `optimizer=optax.sgd(α)` (a descent transformation, fed −∇U) the step is the same θ + α∇U as
+    with `learning_rate=α`, and it raises the surrogate."""
+    batch = example_batch()
+    samples = policy_samples(POLICY.apply, THETA, batch)
+    grad = jax.grad(lambda t: surrogate_objective(POLICY.apply, t, samples))(THETA)
+    by_rate = gradient_ascent(POLICY.apply, 0.01)
+    by_sgd = gradient_ascent(POLICY.apply, optimizer=optax.sgd(0.01))
+    new_rate, _, _ = by_rate.update(THETA, by_rate.init(THETA), batch)
+    new_sgd, _, m = by_sgd.update(THETA, by_sgd.init(THETA), batch)
+    np.testing.assert_allclose(new_rate, THETA + 0.01 * grad, rtol=1e-6)
+    np.testing.assert_allclose(new_sgd, THETA + 0.01 * grad, rtol=1e-6)
+    assert m["surrogate_improvement"] > 0
+
+
 def random_discrete_batch(key, T=64, N=4, obs_dim=3):
     k1, k2, k3 = jax.random.split(key, 3)
     obs = jax.random.normal(k1, (T, N, obs_dim))

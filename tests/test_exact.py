@@ -442,3 +442,86 @@ def test_malformed_mdps_are_rejected():
     with pytest.raises(ValueError, match="terminal"):
         exact.check_tabular_mdp(good.replace(terminal=np.array([True, False, False]),
                                              initial_distribution=np.array([0.5, 0.5, 0.0])))
+
+
+# ------------------------------------------------- n-step and λ-returns from an arbitrary critic
+
+
+@PROPERTY
+@given(random_problems(), st.sampled_from([0.0, 0.4, 0.9]))
+def test_lambda_and_n_step_action_values_limits(problem, lam):
+    mdp, (logits,) = problem
+    pi = exact.softmax_policy(logits)
+    q_pi, v_pi = exact.action_values(mdp, pi), exact.state_values(mdp, pi)
+    values = np.random.default_rng(0).normal(size=mdp.num_states)  # any critic, V ≠ V^π
+    one_step = mdp.rewards + mdp.discount * np.einsum("sat,t->sa", mdp.transitions, values)
+    # V = V^π: every multi-step return has mean Q^π.
+    np.testing.assert_allclose(exact.lambda_return_action_values(mdp, pi, v_pi, lam), q_pi, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(exact.lambda_return_action_values(mdp, pi, v_pi, lam, horizon=4), q_pi,
+                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(exact.n_step_action_values(mdp, pi, v_pi, 3), q_pi, rtol=1e-10, atol=1e-10)
+    # λ = 1 ignores V (the Monte Carlo return); λ = 0 and n = 1 are the TD target R + γPV.
+    np.testing.assert_allclose(exact.lambda_return_action_values(mdp, pi, values, 1.0), q_pi, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(exact.lambda_return_action_values(mdp, pi, values, 0.0), one_step, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(exact.n_step_action_values(mdp, pi, values, 1), one_step, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(exact.lambda_return_action_values(mdp, pi, values, lam, horizon=1), one_step,
+                               rtol=1e-12, atol=1e-12)
+    # A λ-return cut m steps ahead with λ = 1 is the m-step return; a long cut reaches the fixed point.
+    for m in (2, 5):
+        np.testing.assert_allclose(exact.lambda_return_action_values(mdp, pi, values, 1.0, horizon=m),
+                                   exact.n_step_action_values(mdp, pi, values, m), rtol=1e-12, atol=1e-12)
+    cut_far = exact.lambda_return_action_values(mdp, pi, values, lam, horizon=3000)
+    np.testing.assert_allclose(cut_far, exact.lambda_return_action_values(mdp, pi, values, lam), rtol=1e-9, atol=1e-9)
+
+
+def n_step_by_matrix_power(mdp, pi, values, n):
+    """Q^(n) = Σ_{k<n} γ^k M^k R + γ^n M^{n−1} P V with M = P·π on (s, a) pairs, [S·A, S·A]."""
+    S, A = pi.shape
+    P = mdp.transitions.reshape(S * A, S)
+    M = np.einsum("xt,tb->xtb", P, pi).reshape(S * A, S * A)
+    R = mdp.rewards.reshape(-1)
+    q, power = np.zeros(S * A), np.eye(S * A)
+    for k in range(n):
+        q = q + mdp.discount**k * power @ R
+        if k < n - 1:
+            power = power @ M
+    return (q + mdp.discount**n * power @ P @ values).reshape(S, A)
+
+
+@PROPERTY
+@given(random_problems(), st.sampled_from([0.3, 0.8]))
+def test_lambda_return_values_are_the_geometric_mixture_of_n_step_values(problem, lam):
+    mdp, (logits,) = problem
+    pi = exact.softmax_policy(logits)
+    values = np.random.default_rng(1).normal(size=mdp.num_states)
+    for n in (1, 2, 4):
+        np.testing.assert_allclose(exact.n_step_action_values(mdp, pi, values, n),
+                                   n_step_by_matrix_power(mdp, pi, values, n), rtol=1e-10, atol=1e-10)
+    # G^λ cut m steps ahead = (1 − λ) Σ_{n<m} λ^{n−1} G^(n) + λ^{m−1} G^(m), in expectation too.
+    m = 4
+    mixture = sum((1 - lam) * lam ** (n - 1) * exact.n_step_action_values(mdp, pi, values, n) for n in range(1, m))
+    mixture = mixture + lam ** (m - 1) * exact.n_step_action_values(mdp, pi, values, m)
+    np.testing.assert_allclose(exact.lambda_return_action_values(mdp, pi, values, lam, horizon=m), mixture,
+                               rtol=1e-10, atol=1e-10)
+    # The fixed point solves its own equation Q = R + γ P((1 − λ)V + λ π·Q).
+    q = exact.lambda_return_action_values(mdp, pi, values, lam)
+    backup = mdp.rewards + mdp.discount * np.einsum("sat,t->sa", mdp.transitions,
+                                                    (1 - lam) * values + lam * (pi * q).sum(1))
+    np.testing.assert_allclose(q, backup, rtol=1e-10, atol=1e-10)
+
+
+def test_multi_step_values_ignore_the_critic_at_terminal_states():
+    mdp = gridworld_mdp(2, 3, discount=0.9, slip=0.2)
+    pi = exact.softmax_policy(np.random.default_rng(2).normal(size=(6, 4)))
+    values = np.random.default_rng(3).normal(size=6)
+    moved = values.copy()
+    moved[5] += 100.0  # the goal: entering it ends the episode, so V(goal) is never bootstrapped from
+    for fn in (lambda v: exact.lambda_return_action_values(mdp, pi, v, 0.5),
+               lambda v: exact.lambda_return_action_values(mdp, pi, v, 0.5, horizon=3),
+               lambda v: exact.n_step_action_values(mdp, pi, v, 2)):
+        np.testing.assert_allclose(fn(moved), fn(values), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(fn(values)[5], 0.0, atol=1e-15)
+    with pytest.raises(ValueError, match="at least 1"):
+        exact.n_step_action_values(mdp, pi, values, 0)
+    with pytest.raises(ValueError, match="at least 1"):
+        exact.lambda_return_action_values(mdp, pi, values, 0.5, horizon=0)

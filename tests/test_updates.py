@@ -7,6 +7,7 @@ import optax
 
 from pgax.batch import Batch, flatten_time_and_envs
 from pgax.critics import mlp_value
+from pgax.distributions import Categorical
 from pgax.policies import mlp_policy
 from pgax.spaces import Discrete
 from pgax.updates import clipped_surrogate, ppo_clip, ppo_loss
@@ -46,6 +47,37 @@ def test_ratio_is_one_to_a_few_ulps_on_the_first_minibatch():
     _, aux = jax.jit(lambda p, b, o: ppo_loss(p, b, o, **LOSS_KW))(params, first, old_log_prob[:32])
     np.testing.assert_allclose(aux["ratio"], 1.0, rtol=1e-6)
     assert aux["clip_fraction"] == 0.0 and abs(float(aux["approx_kl"])) <= 1e-6
+
+
+def test_ppo_loss_by_hand():
+    """Two samples, two one-hot states, a uniform policy and a table critic: every term of the loss by hand.
+
+    ρ = π/π_old = 0.5/0.4 = 1.25 (clamped at 1.2 since Â = 2 > 0) and 0.5/0.6 = 5/6 (inside [0.8, 1.2]);
+    L^CLIP = [1.2·2, −5/6], policy_loss = −(2.4 − 5/6)/2. V = [1, 3], V_old = [0.5, 3.5], target = [2, 3]:
+    V_clip = V_old + clip(V − V_old, ±0.2) = [0.7, 3.3], errors max([1, 0], [1.69, 0.09]) = [1.69, 0.09],
+    value_loss = ½·0.89. Entropy log 2. approx_kl = mean((ρ − 1) − log ρ); clip_fraction = ½.
+    """
+    obs = jnp.eye(2)
+    minibatch = Batch(obs=obs, action=jnp.array([0, 1]), reward=None, terminated=None, truncated=None, next_obs=None,
+                      log_prob=None, advantage=jnp.array([2.0, -1.0]), target=jnp.array([2.0, 3.0]),
+                      value=jnp.array([0.5, 3.5]))
+    params = {"policy": jnp.zeros((2, 2)), "value": jnp.array([1.0, 3.0])}
+    kw = dict(policy_apply=lambda p, o: Categorical(o @ p), value_apply=lambda w, o: o @ w, clip_eps=0.2,
+              vf_coef=0.5, ent_coef=0.01, normalize_advantages=False, clip_value_loss=True)
+    loss, aux = ppo_loss(params, minibatch, jnp.log(jnp.array([0.4, 0.6])), **kw)
+    ratio = np.array([1.25, 5.0 / 6.0])
+    policy_loss = -(1.2 * 2.0 - 5.0 / 6.0) / 2
+    value_loss = 0.5 * (1.69 + 0.09) / 2
+    np.testing.assert_allclose(aux["ratio"], ratio, rtol=1e-6)
+    np.testing.assert_allclose(aux["policy_loss"], policy_loss, rtol=1e-6)
+    np.testing.assert_allclose(aux["value_loss"], value_loss, rtol=1e-6)
+    np.testing.assert_allclose(aux["entropy"], np.log(2.0), rtol=1e-6)
+    np.testing.assert_allclose(loss, policy_loss + 0.5 * value_loss - 0.01 * np.log(2.0), rtol=1e-6)
+    np.testing.assert_allclose(aux["approx_kl"], np.mean(ratio - 1.0 - np.log(ratio)), rtol=1e-5)
+    assert aux["clip_fraction"] == 0.5
+    # Without value clipping the error is the plain (V − target)².
+    _, aux = ppo_loss(params, minibatch, jnp.log(jnp.array([0.4, 0.6])), **{**kw, "clip_value_loss": False})
+    np.testing.assert_allclose(aux["value_loss"], 0.5 * (1.0 + 0.0) / 2, rtol=1e-6)
 
 
 def test_update_with_one_minibatch_reports_no_clipping_and_no_kl():
