@@ -6,13 +6,18 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: run test install install-test bench clean
+.PHONY: run test mutants install install-test bench clean
 
 run: $(VENV)/.installed
 	$(VENV)/bin/pgax train ppo --env CartPole-v1
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q -n 2
+
+# Plant each bug of tools/mutants.py's list in a scratch copy and check that its tests fail (not part of `make test`).
+MUTANTS_ARGS ?= --markdown docs/mutants.md
+mutants: $(VENV)/.installed-test
+	$(PY) tools/mutants.py $(MUTANTS_ARGS)
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/ppo_cartpole.py
