@@ -37,6 +37,17 @@ def all_claims() -> list[LearningClaim]:
     return claims
 
 
+def markdown_table(rows) -> str:
+    """One row per (claim, seed set): its conditions, each seed's scores, how many seeds pass."""
+    lines = ["| claim | condition | seeds | per-seed scores | seeds passing |", "|---|---|---|---|---|"]
+    for claim, seeds, passed, scores, _ in rows:
+        shown = "<br>".join(f"{k}: " + ", ".join(f"{x:.3g}" for x in scores[k]) for k in claim.conditions)
+        condition = "; ".join(f"{k} {op} {t:g}" for k, (op, t) in claim.conditions.items())
+        lines.append(f"| {claim.name} | {condition} (≥ {claim.at_least} of {claim.num_seeds}) | "
+                     f"{seeds[0]}-{seeds[-1]} | {shown} | {passed}/{claim.num_seeds} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-k", default="", help="only claims whose name contains this text (comma-separated: any of them)")
@@ -72,11 +83,7 @@ def main(argv=None) -> int:
             rows.append((claim, seeds, passed, scores, seconds))
     if args.markdown:
         with open(args.markdown, "a") as out:
-            out.write("| claim | seeds | passing | per-seed scores | seconds |\n|---|---|---|---|---|\n")
-            for claim, seeds, passed, scores, seconds in rows:
-                values = "<br>".join(f"{k}: " + ", ".join(f"{x:.4g}" for x in v) for k, v in scores.items())
-                out.write(f"| {claim.name} | {seeds[0]}-{seeds[-1]} | {passed}/{claim.num_seeds} "
-                          f"(need {claim.at_least}) | {values} | {seconds:.0f} |\n")
+            out.write(markdown_table(rows) + "\n")
     print(f"{len(rows) - failed} of {len(rows)} (claim, seed set) runs hold", flush=True)
     return 1 if failed else 0
 
