@@ -11,6 +11,8 @@ table π[s, a] (given directly, or the softmax of logits θ) this module compute
     ρ_μ^π       = μ0ᵀ (I − γ P_π)^{-1} = Σ_t γ^t Pr(s_t = · | μ0, π)       (lecture 002, unnormalised)
     d_μ^π       = (1 − γ) ρ_μ^π                                  (lecture 000, normalised)
     J(θ)        = Σ_s μ0(s) V^π(s) = E[Σ_t γ^t r_t]
+    Q^(n)_V, Q^λ_V                                               expected n-step / λ-returns that
+                                                                 bootstrap from any table V
 
 and from them the exact policy gradient (policy gradient theorem), the exact Fisher matrix and
 natural gradient, the compatible critic, the performance difference, the trust-region surrogate
@@ -397,3 +399,78 @@ def improvement_lower_bound(mdp: TabularMDP, new_policy: jax.Array, old_policy: 
     alpha = max_total_variation(old_policy, new_policy)
     penalty = 4.0 * eps * gamma / (1.0 - gamma) ** 2 * alpha**2
     return surrogate_objective(mdp, new_policy, old_policy) - penalty
+
+
+# ------------------------------------------------ multi-step returns that bootstrap from any V
+
+
+def n_step_action_values(mdp: TabularMDP, policy: jax.Array, values: jax.Array, n: int) -> jax.Array:
+    """[S, A] Q^(n)_V(s, a) = E[G_t^(n) | s_t = s, a_t = a], the expected n-step return
+    G_t^(n) = r_t + γ r_{t+1} + … + γ^{n−1} r_{t+n−1} + γ^n V(s_{t+n}) bootstrapped from an
+    arbitrary value table V (lecture 003, the A_n family), by the recursion in n:
+
+        Q^(1)(s, a) = R(s, a) + γ Σ_s' P_c(s'|s, a) V(s')
+        Q^(m)(s, a) = R(s, a) + γ Σ_s' P_c(s'|s, a) Σ_a' π(a'|s') Q^(m−1)(s', a')
+
+    The expectation of `estimators.n_step_returns` (and, minus V(s), of `n_step_advantages`); an
+    episode that terminates first stops the sum (P_c carries no mass into terminal states, so V
+    there never counts). V = V^π gives Q^π for every n; V = 0 gives the expected Monte Carlo
+    return cut n steps ahead (`estimators.reward_to_go` n − 1 steps before a truncation).
+
+    Args:
+        mdp: the MDP.  policy: [S, A] π(a|s).  values: [S] V(s), any table.
+        n: number of steps, n ≥ 1 (a traced loop bound: one compilation serves every n).
+    """
+    if isinstance(n, (int, np.integer)) and n < 1:
+        raise ValueError(f"n_step_action_values: n must be at least 1, got {n}")
+    return _lambda_return_cut(mdp, policy, values, 1.0, n)
+
+
+def lambda_return_action_values(mdp: TabularMDP, policy: jax.Array, values: jax.Array,
+                                lambda_: float | jax.Array, horizon: int | None = None) -> jax.Array:
+    """[S, A] Q^λ_V(s, a) = E[G_t^λ | s_t = s, a_t = a], the expected λ-return
+    G_t^λ = r_t + γ((1 − λ) V(s_{t+1}) + λ G_{t+1}^λ) bootstrapped from an arbitrary value table V
+    (lecture 000, TD(λ) forward view; GAE(λ) + V(s_t)). It solves
+
+        Q^λ(s, a) = R(s, a) + γ Σ_s' P_c(s'|s, a) [(1 − λ) V(s') + λ Σ_a' π(a'|s') Q^λ(s', a')].
+
+    horizon=None: the fixed point. On states, U = π · Q^λ solves U = r_π + γ P_π((1 − λ) V + λ U),
+        so U = (I − γλ P_π)^{-1} (r_π + γ(1 − λ) P_π V) and Q^λ = R + γ P_c((1 − λ) V + λ U).
+    horizon=m ≥ 1: the λ-return cut m steps ahead, bootstrapping from V(s_{t+m}) as
+        `estimators.lambda_returns` does where the episode is truncated (or the stream ends) at
+        step t + m − 1: m applications of the recursion from π · Q^λ_0 = V, so Q^λ_1 = R + γ P_c V.
+
+    λ = 0 gives R + γ P_c V; λ = 1 gives Q^π (horizon None) or `n_step_action_values(…, m)`
+    (horizon m); V = V^π gives Q^π for every λ and horizon.
+
+    Args:
+        mdp: the MDP.  policy: [S, A] π(a|s).  values: [S] V(s), any table.
+        lambda_: scalar λ ∈ [0, 1].  horizon: None, or m ≥ 1 (a traced loop bound).
+    """
+    if horizon is None:
+        return _lambda_return_fixed_point(mdp, policy, values, lambda_)
+    if isinstance(horizon, (int, np.integer)) and horizon < 1:
+        raise ValueError(f"lambda_return_action_values: horizon must be None or at least 1, got {horizon}")
+    return _lambda_return_cut(mdp, policy, values, lambda_, horizon)
+
+
+def _lambda_backup(mdp: TabularMDP, values: jax.Array, lambda_, next_policy_values: jax.Array) -> jax.Array:
+    """[S, A] R + γ P_c((1 − λ) V + λ U) for U = `next_policy_values` [S]."""
+    mixed = (1.0 - lambda_) * values + lambda_ * next_policy_values
+    return _live_rewards(mdp) + mdp.discount * jnp.einsum("sat,t->sa", _continuation(mdp), mixed)
+
+
+@_float64
+def _lambda_return_fixed_point(mdp: TabularMDP, policy: jax.Array, values: jax.Array, lambda_) -> jax.Array:
+    p_pi = policy_transition_matrix(mdp, policy)
+    system = jnp.eye(mdp.num_states) - mdp.discount * lambda_ * p_pi
+    u = jnp.linalg.solve(system, policy_rewards(mdp, policy) + mdp.discount * (1.0 - lambda_) * p_pi @ values)
+    return _lambda_backup(mdp, values, lambda_, u)
+
+
+@_float64
+def _lambda_return_cut(mdp: TabularMDP, policy: jax.Array, values: jax.Array, lambda_, horizon) -> jax.Array:
+    def step(_, q):
+        return _lambda_backup(mdp, values, lambda_, jnp.sum(policy * q, axis=-1))
+
+    return jax.lax.fori_loop(1, horizon, step, _lambda_backup(mdp, values, lambda_, values))

@@ -462,7 +462,8 @@ def test_lambda_and_n_step_action_values_limits(problem, lam):
     np.testing.assert_allclose(exact.n_step_action_values(mdp, pi, v_pi, 3), q_pi, rtol=1e-10, atol=1e-10)
     # λ = 1 ignores V (the Monte Carlo return); λ = 0 and n = 1 are the TD target R + γPV.
     np.testing.assert_allclose(exact.lambda_return_action_values(mdp, pi, values, 1.0), q_pi, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(exact.lambda_return_action_values(mdp, pi, values, 0.0), one_step, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(exact.lambda_return_action_values(mdp, pi, values, 0.0), one_step,
+                               rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(exact.n_step_action_values(mdp, pi, values, 1), one_step, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(exact.lambda_return_action_values(mdp, pi, values, lam, horizon=1), one_step,
                                rtol=1e-12, atol=1e-12)
