@@ -25,8 +25,8 @@ def test_chunk_size_does_not_change_the_result():
     env = envs.make("CartPole-v1")
     cfg, agent = small_ppo(env, 7)
     kw = dict(num_envs=cfg.num_envs, num_steps=cfg.num_steps, num_iterations=7, seeds=[seed(3)])
-    runs = {k: train(agent, env, chunk_iterations=k, **kw) for k in (7, 3, 1)}  # 3: last chunk is masked
-    for k in (3, 1):
+    runs = {k: train(agent, env, chunk_iterations=k, **kw) for k in (7, 3)}  # 3: three chunks, the last masked
+    for k in (3,):
         assert runs[k].iterations_done == 7
         for a, b in zip(leaves(runs[7].state.agent.params), leaves(runs[k].state.agent.params)):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
