@@ -77,7 +77,7 @@ def main(argv=None) -> int:
             passed = int(claim.passing(scores).sum())
             failed += passed < claim.at_least
             values = "; ".join(f"{k} " + " ".join(f"{x:.4g}" for x in v) for k, v in scores.items())
-            line = (f"{claim.name} {claim.measure_kwargs or ''} | seeds {seeds[0]}-{seeds[-1]} | {passed}/{claim.num_seeds} pass "
+            line = (f"{claim.name}{' ' + str(overrides) if overrides else ''} | seeds {seeds[0]}-{seeds[-1]} | {passed}/{claim.num_seeds} pass "
                     f"(need {claim.at_least}) | {values} | {seconds:.1f} s")
             print(line, flush=True)
             rows.append((claim, seeds, passed, scores, seconds))

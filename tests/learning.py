@@ -112,3 +112,24 @@ def regulator_scores(theta) -> dict[str, np.ndarray]:
     u = np.array([float(regulator_expected_return(th)) for th in folded])
     return {"distance": np.linalg.norm(folded - optimum, axis=1), "gain": theta[:, 0],
             "gap_closed": (u - u_start) / (u_best - u_start)}
+
+
+def preset_returns(seeds, make, config, steps: int, eval_episodes: int = 20, env_id: str = "CartPole-v1"):
+    """Measure for a preset on a JAX-native env: train `steps` per seed (whole batches), then
+    `return_scores` (training return over the last 10 iterations; evaluation when eval_episodes > 0)."""
+    from pgax import envs
+
+    config.validate()
+    env = envs.make(env_id)
+    agent, result, metrics = train_preset(make, config, env, steps // (config.num_envs * config.num_steps), seeds)
+    return return_scores(agent, env, result, metrics, eval_episodes)
+
+
+def preset_regulator(seeds, make, config, iterations: int):
+    """Measure for a preset with the linear Gaussian policy on SimpleRegulator-v0: `regulator_scores`
+    of θ after `iterations` iterations."""
+    from pgax import envs
+
+    config.validate()
+    _, result, _ = train_preset(make, config, envs.make("SimpleRegulator-v0"), iterations, seeds)
+    return regulator_scores(result.state.agent.params["policy"])

@@ -7,14 +7,13 @@ import numpy as np
 import optax
 import pytest
 
-from pgax import envs
 from pgax.algorithms import A2CConfig, make_a2c
 from pgax.algorithms.core import add_gae, make_policy, make_value
 from pgax.batch import Batch
 from pgax.cli import main
 from pgax.updates import advantage_actor_critic
 from tests.helpers import counter_env, seeded_key
-from tests.learning import LearningClaim, regulator_scores, return_scores, train_preset
+from tests.learning import LearningClaim, preset_regulator, preset_returns
 
 
 def three_streams():
@@ -99,15 +98,8 @@ def test_bad_config_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def measure_cartpole(seeds, steps):
-    env = envs.make("CartPole-v1")
-    cfg = A2CConfig()
-    agent, result, metrics = train_preset(make_a2c, cfg, env, steps // cfg.batch_size, seeds)
-    return return_scores(agent, env, result, metrics, eval_episodes=20)
-
-
-CARTPOLE = LearningClaim("a2c CartPole-v1 100k", measure_cartpole, {"eval_return": (">=", 400.0)},
-                         measure_kwargs=dict(steps=100_000))
+CARTPOLE = LearningClaim("a2c CartPole-v1 100k", preset_returns, {"eval_return": (">=", 400.0)},
+                         measure_kwargs=dict(make=make_a2c, config=A2CConfig(), steps=100_000))
 
 
 @pytest.mark.slow
@@ -116,16 +108,10 @@ def test_learns_cartpole():
     CARTPOLE.check()
 
 
-def measure_regulator(seeds):
-    env = envs.make("SimpleRegulator-v0")
-    cfg = A2CConfig(num_envs=16, num_steps=10, optimizer="adam", lr=0.05, gamma=1.0, policy="linear",
-                    hidden_sizes=(16,))
-    _, result, _ = train_preset(make_a2c, cfg, env, 200, seeds)
-    return regulator_scores(result.state.agent.params["policy"])
-
-
-REGULATOR = LearningClaim("a2c SimpleRegulator-v0", measure_regulator,
-                          {"distance": ("<", 0.7), "gain": ("<", -0.5)})
+REGULATOR = LearningClaim("a2c SimpleRegulator-v0", preset_regulator, {"distance": ("<", 0.7), "gain": ("<", -0.5)},
+                          measure_kwargs=dict(make=make_a2c, iterations=200, config=A2CConfig(
+                              num_envs=16, num_steps=10, optimizer="adam", lr=0.05, gamma=1.0, policy="linear",
+                              hidden_sizes=(16,))))
 
 
 @pytest.mark.slow

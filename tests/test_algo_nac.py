@@ -13,9 +13,8 @@ from pgax.batch import Batch
 from pgax.errors import ConfigError
 from pgax.policies import tabular_softmax_policy
 from pgax.rollout import scan_rollout, vector_reset
-from pgax.train import train
 from tests.helpers import seeded_key
-from tests.learning import LearningClaim, regulator_scores, return_scores, train_preset
+from tests.learning import LearningClaim, preset_regulator, preset_returns
 
 GARNET = envs.make("Garnet-v0")
 MDP = GARNET.model
@@ -90,16 +89,8 @@ def test_compatible_critic_from_sampled_data_converges_to_the_exact_one():
     assert errors[1].mean() < 0.5 * errors[0].mean(), errors
 
 
-def measure_cartpole(seeds, steps):
-    env = envs.make("CartPole-v1")
-    cfg = NACConfig()
-    cfg.validate()
-    agent, result, metrics = train_preset(make_nac, cfg, env, steps // cfg.batch_size, seeds)
-    return return_scores(agent, env, result, metrics)
-
-
-CARTPOLE = LearningClaim("nac CartPole-v1 60k", measure_cartpole, {"train_return": (">=", 300.0)},
-                         measure_kwargs=dict(steps=60_000))
+CARTPOLE = LearningClaim("nac CartPole-v1 60k", preset_returns, {"train_return": (">=", 300.0)},
+                         measure_kwargs=dict(make=make_nac, config=NACConfig(), steps=60_000, eval_episodes=0))
 
 
 @pytest.mark.slow
@@ -109,16 +100,10 @@ def test_nac_learns_cartpole():
     CARTPOLE.check()
 
 
-def measure_regulator(seeds):
-    env = envs.make("SimpleRegulator-v0")
-    cfg = NACConfig(policy="linear", linear_init=(0.0, 1.0), gamma=1.0, num_envs=16, num_steps=20, lr=0.5,
-                    hidden_sizes=(16,), value_minibatches=2)
-    cfg.validate()
-    _, result, _ = train_preset(make_nac, cfg, env, 25, seeds)
-    return regulator_scores(result.state.agent.params["policy"])
-
-
-REGULATOR = LearningClaim("nac SimpleRegulator-v0", measure_regulator, {"distance": ("<", 0.5)})
+REGULATOR = LearningClaim("nac SimpleRegulator-v0", preset_regulator, {"distance": ("<", 0.5)},
+                          measure_kwargs=dict(make=make_nac, iterations=25, config=NACConfig(
+                              policy="linear", linear_init=(0.0, 1.0), gamma=1.0, num_envs=16, num_steps=20, lr=0.5,
+                              hidden_sizes=(16,), value_minibatches=2)))
 
 
 @pytest.mark.slow

@@ -13,10 +13,10 @@ from pgax.envs.lqr import lqr_cost, lqr_optimal_gain
 from pgax.errors import ConfigError
 from pgax.linalg import fisher_vector_product
 from pgax.policies import tabular_softmax_policy
-from pgax.train import evaluate, train
+from pgax.train import train
 from pgax.updates import policy_samples, surrogate_objective
 from tests.helpers import seeded_key, seeds
-from tests.learning import LearningClaim, regulator_scores, return_scores, train_preset
+from tests.learning import LearningClaim, preset_regulator, preset_returns, train_preset
 
 PRESETS = {"npg": (NPGConfig, make_npg), "trpo": (TRPOConfig, make_trpo)}
 
@@ -142,19 +142,11 @@ def test_exact_npg_in_the_trainer_for_three_seeds():
         assert best - exact.objective(env.model, logits) < 1e-3
 
 
-def measure_cartpole(seeds, name, steps):
-    config_type, make = PRESETS[name]
-    cfg = config_type()
-    env = envs.make("CartPole-v1")
-    agent, result, metrics = train_preset(make, cfg, env, steps // cfg.batch_size, seeds)
-    return return_scores(agent, env, result, metrics, eval_episodes=20)
-
-
 CARTPOLE = {
-    "npg": LearningClaim("npg CartPole-v1 100k", measure_cartpole, {"eval_return": (">=", 300.0)},
-                         measure_kwargs=dict(name="npg", steps=100_000)),
-    "trpo": LearningClaim("trpo CartPole-v1 80k", measure_cartpole, {"eval_return": (">=", 300.0)},
-                          measure_kwargs=dict(name="trpo", steps=80_000)),
+    "npg": LearningClaim("npg CartPole-v1 100k", preset_returns, {"eval_return": (">=", 300.0)},
+                         measure_kwargs=dict(make=make_npg, config=NPGConfig(), steps=100_000)),
+    "trpo": LearningClaim("trpo CartPole-v1 80k", preset_returns, {"eval_return": (">=", 300.0)},
+                          measure_kwargs=dict(make=make_trpo, config=TRPOConfig(), steps=80_000)),
 }
 
 
@@ -167,15 +159,10 @@ def test_learns_cartpole(name):
     CARTPOLE[name].check()
 
 
-def measure_regulator(seeds, name):
-    config_type, make = PRESETS[name]
-    cfg = config_type(policy="linear", gamma=1.0, num_envs=8, num_steps=64, critic_minibatches=2)
-    _, result, _ = train_preset(make, cfg, envs.make("SimpleRegulator-v0"), 60, seeds)
-    return regulator_scores(result.state.agent.params["policy"])
-
-
-REGULATOR = {name: LearningClaim(f"{name} SimpleRegulator-v0", measure_regulator, {"distance": ("<", 0.5)},
-                                 measure_kwargs=dict(name=name)) for name in ("npg", "trpo")}
+REGULATOR = {name: LearningClaim(f"{name} SimpleRegulator-v0", preset_regulator, {"distance": ("<", 0.5)},
+                                 measure_kwargs=dict(make=make, iterations=60, config=config_type(
+                                     policy="linear", gamma=1.0, num_envs=8, num_steps=64, critic_minibatches=2)))
+             for name, (config_type, make) in PRESETS.items()}
 
 
 @pytest.mark.slow

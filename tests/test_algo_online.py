@@ -11,9 +11,8 @@ from pgax.algorithms.core import make_policy, make_value
 from pgax.algorithms.online import TDACConfig, TDLambdaACConfig, make_td_ac, make_td_lambda_ac
 from pgax.batch import Batch
 from pgax.cli import main
-from pgax.train import train
 from tests.helpers import seeded_key, seeded_rng
-from tests.learning import LearningClaim, regulator_scores, return_scores, train_preset
+from tests.learning import LearningClaim, preset_regulator, preset_returns
 
 CARTPOLE = envs.make("CartPole-v1")
 
@@ -192,19 +191,13 @@ def test_config_errors_are_one_line_and_exit_2(argv, message, capsys, tmp_path):
 ONLINE = {"td_ac": (TDACConfig, make_td_ac), "td_lambda_ac": (TDLambdaACConfig, make_td_lambda_ac)}
 
 
-def measure_cartpole(seeds, name, steps):
-    config_type, make = ONLINE[name]
-    cfg = config_type()
-    agent, result, metrics = train_preset(make, cfg, CARTPOLE, steps // cfg.batch_size, seeds)
-    return return_scores(agent, CARTPOLE, result, metrics)
-
-
 CARTPOLE_CLAIMS = {
     # td_ac occasionally collapses late in training (one seed in 15 ended at 46): 3 of 5 must pass.
-    "td_ac": LearningClaim("td_ac CartPole-v1 200k", measure_cartpole, {"train_return": (">=", 150.0)}, at_least=3,
-                           measure_kwargs=dict(name="td_ac", steps=200_000)),
-    "td_lambda_ac": LearningClaim("td_lambda_ac CartPole-v1 150k", measure_cartpole, {"train_return": (">=", 300.0)},
-                                  measure_kwargs=dict(name="td_lambda_ac", steps=150_000)),
+    "td_ac": LearningClaim("td_ac CartPole-v1 200k", preset_returns, {"train_return": (">=", 150.0)}, at_least=3,
+                           measure_kwargs=dict(make=make_td_ac, config=TDACConfig(), steps=200_000, eval_episodes=0)),
+    "td_lambda_ac": LearningClaim("td_lambda_ac CartPole-v1 150k", preset_returns, {"train_return": (">=", 300.0)},
+                                  measure_kwargs=dict(make=make_td_lambda_ac, config=TDLambdaACConfig(), steps=150_000,
+                                                      eval_episodes=0)),
 }
 
 
@@ -220,16 +213,11 @@ REGULATOR_FLAGS = dict(policy="linear", gamma=1.0, reward_scale=0.01, bootstrap_
                        actor_lr=2e-3, hidden_sizes=(32,), anneal_lr=False)
 
 
-def measure_regulator(seeds, name):
-    config_type, make = ONLINE[name]
-    cfg = config_type(**REGULATOR_FLAGS)
-    _, result, _ = train_preset(make, cfg, envs.make("SimpleRegulator-v0"), 30_000 // cfg.batch_size, seeds)
-    return regulator_scores(result.state.agent.params["policy"])
-
-
-REGULATOR = {name: LearningClaim(f"{name} SimpleRegulator-v0", measure_regulator,
+REGULATOR = {name: LearningClaim(f"{name} SimpleRegulator-v0", preset_regulator,
                                  {"distance": ("<", 0.85), "gain": ("<", -0.2), "gap_closed": (">", 0.9)},
-                                 measure_kwargs=dict(name=name)) for name in ONLINE}
+                                 measure_kwargs=dict(make=make, config=config_type(**REGULATOR_FLAGS),
+                                                     iterations=30_000 // config_type(**REGULATOR_FLAGS).batch_size))
+             for name, (config_type, make) in ONLINE.items()}
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ from pgax import envs
 from pgax.algorithms import get_preset
 from pgax.algorithms.ppo_kl import PPOKLConfig, make_ppo_kl
 from pgax.errors import ConfigError
-from tests.learning import LearningClaim, regulator_scores, return_scores, train_preset
+from tests.learning import LearningClaim, preset_regulator, return_scores, train_preset
 
 
 def measure_cartpole(seeds, steps):
@@ -35,17 +35,10 @@ def test_ppo_kl_learns_cartpole():
     CARTPOLE.check()
 
 
-def measure_regulator(seeds):
-    env = envs.make("SimpleRegulator-v0")
-    cfg = PPOKLConfig(policy="linear", linear_init=(0.0, 1.0), gamma=1.0, num_envs=16, num_steps=20, lr=0.01,
-                      anneal_lr=False, minibatches=2, value_minibatches=2, hidden_sizes=(16,))
-    cfg.validate()
-    _, result, _ = train_preset(make_ppo_kl, cfg, env, 25, seeds)
-    return regulator_scores(result.state.agent.params["policy"])
-
-
-REGULATOR = LearningClaim("ppo_kl SimpleRegulator-v0", measure_regulator,
-                          {"distance": ("<", 0.5), "gain": ("<", -0.5)})
+REGULATOR = LearningClaim("ppo_kl SimpleRegulator-v0", preset_regulator, {"distance": ("<", 0.5), "gain": ("<", -0.5)},
+                          measure_kwargs=dict(make=make_ppo_kl, iterations=25, config=PPOKLConfig(
+                              policy="linear", linear_init=(0.0, 1.0), gamma=1.0, num_envs=16, num_steps=20, lr=0.01,
+                              anneal_lr=False, minibatches=2, value_minibatches=2, hidden_sizes=(16,))))
 
 
 @pytest.mark.slow

@@ -11,9 +11,8 @@ from pgax.algorithms.core import make_policy
 from pgax.algorithms.qac import QACConfig, fourier_features, init_fourier_features, make_qac
 from pgax.batch import Batch
 from pgax.cli import main
-from pgax.train import train
 from tests.helpers import seeded_key, seeded_rng
-from tests.learning import LearningClaim, return_scores, train_preset
+from tests.learning import LearningClaim, preset_returns
 
 CARTPOLE = envs.make("CartPole-v1")
 
@@ -100,14 +99,8 @@ def test_config_errors_are_one_line_and_exit_2(argv, message, capsys, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def measure_cartpole(seeds, steps):
-    cfg = QACConfig()
-    agent, result, metrics = train_preset(make_qac, cfg, CARTPOLE, steps // cfg.batch_size, seeds)
-    return return_scores(agent, CARTPOLE, result, metrics)
-
-
-CARTPOLE_CLAIM = LearningClaim("qac CartPole-v1 100k", measure_cartpole, {"train_return": (">=", 300.0)},
-                               measure_kwargs=dict(steps=100_000))
+CARTPOLE_CLAIM = LearningClaim("qac CartPole-v1 100k", preset_returns, {"train_return": (">=", 300.0)},
+                               measure_kwargs=dict(make=make_qac, config=QACConfig(), steps=100_000, eval_episodes=0))
 
 
 @pytest.mark.slow

@@ -7,14 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pgax import envs, estimators
+from pgax import estimators
 from pgax.algorithms import ReinforceBaselineConfig, ReinforceConfig, make_reinforce, make_reinforce_baseline
 from pgax.algorithms.core import make_policy
 from pgax.algorithms.reinforce import add_monte_carlo_returns
 from pgax.batch import Batch
 from pgax.cli import main
 from tests.helpers import counter_env, seeded_key
-from tests.learning import LearningClaim, regulator_scores, return_scores, train_preset
+from tests.learning import LearningClaim, preset_regulator, preset_returns
 
 GAMMA = 0.5
 
@@ -153,20 +153,13 @@ def test_bad_config_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def measure_cartpole(seeds, name, steps):
-    make, cfg = {"reinforce": (make_reinforce, ReinforceConfig()),
-                 "reinforce_baseline": (make_reinforce_baseline, ReinforceBaselineConfig())}[name]
-    env = envs.make("CartPole-v1")
-    agent, result, metrics = train_preset(make, cfg, env, steps // cfg.batch_size, seeds)
-    return return_scores(agent, env, result, metrics, eval_episodes=20)
-
-
 CARTPOLE = {
-    "reinforce": LearningClaim("reinforce CartPole-v1 100k", measure_cartpole, {"eval_return": (">=", 300.0)},
-                               measure_kwargs=dict(name="reinforce", steps=100_000)),
-    "reinforce_baseline": LearningClaim("reinforce_baseline CartPole-v1 150k", measure_cartpole,
+    "reinforce": LearningClaim("reinforce CartPole-v1 100k", preset_returns, {"eval_return": (">=", 300.0)},
+                               measure_kwargs=dict(make=make_reinforce, config=ReinforceConfig(), steps=100_000)),
+    "reinforce_baseline": LearningClaim("reinforce_baseline CartPole-v1 150k", preset_returns,
                                         {"eval_return": (">=", 400.0)},
-                                        measure_kwargs=dict(name="reinforce_baseline", steps=150_000)),
+                                        measure_kwargs=dict(make=make_reinforce_baseline,
+                                                            config=ReinforceBaselineConfig(), steps=150_000)),
 }
 
 
@@ -187,15 +180,10 @@ REGULATOR_CONFIGS = {
 }
 
 
-def measure_regulator(seeds, name):
-    make, cfg = REGULATOR_CONFIGS[name]
-    _, result, _ = train_preset(make, cfg, envs.make("SimpleRegulator-v0"), 200, seeds)
-    return regulator_scores(result.state.agent.params["policy"])
-
-
-REGULATOR = {name: LearningClaim(f"{name} SimpleRegulator-v0", measure_regulator,
-                                 {"distance": ("<", 0.7), "gain": ("<", -0.5)}, measure_kwargs=dict(name=name))
-             for name in REGULATOR_CONFIGS}
+REGULATOR = {name: LearningClaim(f"{name} SimpleRegulator-v0", preset_regulator,
+                                 {"distance": ("<", 0.7), "gain": ("<", -0.5)},
+                                 measure_kwargs=dict(make=make, config=config, iterations=200))
+             for name, (make, config) in REGULATOR_CONFIGS.items()}
 
 
 @pytest.mark.slow

@@ -14,9 +14,8 @@ from pgax.algorithms.vine import VineConfig, branch_q, make_vine, vine_surrogate
 from pgax.distributions import Categorical
 from pgax.errors import ConfigError
 from pgax.spaces import Box, Discrete
-from pgax.train import train
 from tests.helpers import counter_env, seeded_key
-from tests.learning import LearningClaim, regulator_scores, return_scores, train_preset
+from tests.learning import LearningClaim, preset_regulator, preset_returns
 
 GAMMA = 0.9
 BOOT = 7.0  # the value critic's constant prediction in the branch tests
@@ -93,16 +92,9 @@ def test_surrogates_are_the_papers_estimators():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
-def measure_cartpole(seeds, iterations):
-    env = envs.make("CartPole-v1")
-    cfg = VineConfig()
-    cfg.validate()
-    agent, result, metrics = train_preset(make_vine, cfg, env, iterations, seeds)
-    return return_scores(agent, env, result, metrics)
-
-
-CARTPOLE = LearningClaim("vine CartPole-v1 100 iterations", measure_cartpole, {"train_return": (">=", 195.0)},
-                         measure_kwargs=dict(iterations=100))
+CARTPOLE = LearningClaim("vine CartPole-v1 100 iterations", preset_returns, {"train_return": (">=", 195.0)},
+                         measure_kwargs=dict(make=make_vine, config=VineConfig(), eval_episodes=0,
+                                             steps=100 * 8 * 32))  # 100 iterations of the 8 × 32 trunk
 
 
 @pytest.mark.slow
@@ -112,17 +104,11 @@ def test_vine_learns_cartpole():
     CARTPOLE.check()
 
 
-def measure_regulator(seeds):
-    env = envs.make("SimpleRegulator-v0")
-    cfg = VineConfig(policy="linear", linear_init=(0.0, 1.0), gamma=1.0, num_envs=16, num_steps=10,
-                     num_branch_states=32, branch_actions="sampled", num_branch_actions=4, branch_horizon=10,
-                     max_kl=0.05, hidden_sizes=(16,))
-    cfg.validate()
-    _, result, _ = train_preset(make_vine, cfg, env, 25, seeds)
-    return regulator_scores(result.state.agent.params["policy"])
-
-
-REGULATOR = LearningClaim("vine SimpleRegulator-v0", measure_regulator, {"distance": ("<", 0.5)})
+REGULATOR = LearningClaim("vine SimpleRegulator-v0", preset_regulator, {"distance": ("<", 0.5)},
+                          measure_kwargs=dict(make=make_vine, iterations=25, config=VineConfig(
+                              policy="linear", linear_init=(0.0, 1.0), gamma=1.0, num_envs=16, num_steps=10,
+                              num_branch_states=32, branch_actions="sampled", num_branch_actions=4, branch_horizon=10,
+                              max_kl=0.05, hidden_sizes=(16,))))
 
 
 @pytest.mark.slow

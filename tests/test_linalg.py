@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from pgax import linalg
-from pgax.distributions import Categorical
 from pgax.policies import mlp_policy
 from pgax.spaces import Box, Discrete
 from tests.helpers import seeded_key, seeds

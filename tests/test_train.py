@@ -9,7 +9,7 @@ from pgax import envs
 from pgax.algorithms import Agent, PPOConfig, make_ppo
 from pgax.train import default_chunk_iterations, evaluate, train
 from tests.helpers import counter_env, seed, seeded_key
-from tests.learning import LearningClaim, return_scores, train_preset
+from tests.learning import LearningClaim, preset_returns
 
 
 def small_ppo(env, iterations):
@@ -70,15 +70,8 @@ def test_evaluate_counts_only_the_first_episode():
         np.testing.assert_allclose(returns, expected)
 
 
-def measure_cartpole(seeds, steps):
-    env = envs.make("CartPole-v1")
-    cfg = PPOConfig()
-    agent, result, metrics = train_preset(make_ppo, cfg, env, steps // cfg.batch_size, seeds)
-    return return_scores(agent, env, result, metrics, eval_episodes=20)
-
-
-CARTPOLE = LearningClaim("ppo CartPole-v1 150k", measure_cartpole, {"eval_return": (">=", 300.0)},
-                         measure_kwargs=dict(steps=150_000))
+CARTPOLE = LearningClaim("ppo CartPole-v1 150k", preset_returns, {"eval_return": (">=", 300.0)},
+                         measure_kwargs=dict(make=make_ppo, config=PPOConfig(), steps=150_000))
 
 
 @pytest.mark.slow
