@@ -40,23 +40,23 @@ def test_compatible_critic_from_exact_advantages_is_the_exact_natural_gradient()
     rule = natural_actor(POLICY.apply, step="fixed", lr=1.0, ridge=0.0, cg_iters=100, cg_tol=1e-9,
                          normalize_advantages=False)
     new_theta, _, metrics = jax.jit(rule.update)(THETA, (), batch)
-    w = np.asarray(new_theta - THETA)  # θ' = θ + 1·w: the preset's actor step
-    expected = exact.compatible_critic_weights(MDP, np.asarray(THETA))
+    # w is compared after removing each state's mean: a constant per state is the softmax's null
+    # direction (it does not change π), where float32 CG on the singular system may drift.
+    centered = lambda x: np.asarray(x) - np.asarray(x).mean(axis=1, keepdims=True)  # noqa: E731
+    w = centered(new_theta - THETA)  # θ' = θ + 1·w: the preset's actor step
+    expected = centered(exact.compatible_critic_weights(MDP, np.asarray(THETA)))
     np.testing.assert_allclose(w, expected, atol=2e-3 * np.abs(expected).max())
     # ... which is the natural gradient F_ρ⁺ ∇J (lecture 002: "natural gradient = w"), and ĝ = (1 − γ)∇J.
-    np.testing.assert_allclose(w, exact.natural_gradient(MDP, np.asarray(THETA), normalized=False),
+    np.testing.assert_allclose(w, centered(exact.natural_gradient(MDP, np.asarray(THETA), normalized=False)),
                                atol=2e-3 * np.abs(expected).max())
     _, g, _ = compatible_critic_weights(POLICY.apply, THETA, batch)
     np.testing.assert_allclose(g, (1.0 - 0.9) * exact.policy_gradient(MDP, np.asarray(THETA)), rtol=1e-4, atol=1e-7)
     assert float(metrics["critic_fit"]) > 0.999  # A^π lies in the span of the tabular scores
 
 
-def test_compatible_critic_from_sampled_data_converges_to_the_exact_one():
-    """On-policy rollouts from μ0 (T = 60 steps, sample weight γ^t so that (s, a) ~ d^π π), Â the
-    TD error with the exact V (unbiased for A^π), a tiny ridge λ = 1e-5 against float32 drift along
-    the singular directions. w is compared after removing each state's mean (the softmax's null
-    directions, which do not change π). Measured relative errors (keys of PRNGKey(1)): 0.033-0.057 from
-    128 rollouts, 0.008-0.015 from 2048."""
+def sampled_critic_errors(key, num_sets):
+    """Relative errors ‖w − w*‖ / ‖w*‖ of the compatible critic fitted to `num_sets` independent rollout
+    sets: ([num_sets] from 128 rollouts each, [num_sets] from 2048)."""
     pi = np.asarray(exact.softmax_policy(np.asarray(THETA)))
     values = jnp.asarray(exact.state_values(MDP, pi), jnp.float32)
     expected = exact.compatible_critic_weights(MDP, np.asarray(THETA))
@@ -82,11 +82,20 @@ def test_compatible_critic_from_sampled_data_converges_to_the_exact_one():
             out.append(w - w.mean(axis=1, keepdims=True))
         return out
 
-    small, large = jax.jit(jax.vmap(sampled_w))(jax.random.split(seeded_key(1), 3))
-    errors = [np.linalg.norm(np.asarray(ws) - expected, axis=(1, 2)) / np.linalg.norm(expected)
-              for ws in (small, large)]
-    assert np.all(errors[1] < 0.025), errors
-    assert errors[1].mean() < 0.5 * errors[0].mean(), errors
+    small, large = jax.jit(jax.vmap(sampled_w))(jax.random.split(key, num_sets))
+    return [np.linalg.norm(np.asarray(ws) - expected, axis=(1, 2)) / np.linalg.norm(expected) for ws in (small, large)]
+
+
+def test_compatible_critic_from_sampled_data_converges_to_the_exact_one():
+    """On-policy rollouts from μ0 (T = 60 steps, sample weight γ^t so that (s, a) ~ d^π π), Â the
+    TD error with the exact V (unbiased for A^π), a tiny ridge λ = 1e-5 against float32 drift along
+    the singular directions. w is compared after removing each state's mean (the softmax's null
+    directions, which do not change π). The error falls like 1/√n: from 16× the rollouts it is about a
+    quarter. Calibration, relative errors over 5 rollout sets for each of the keys 1, 101, 201, 301:
+    medians 0.037-0.051 (128 rollouts) and 0.009-0.014 (2048), largest single error 0.016 (2048)."""
+    small, large = sampled_critic_errors(seeded_key(1), 5)
+    assert np.median(large) < 0.04, (small, large)
+    assert np.median(large) < 0.5 * np.median(small), (small, large)
 
 
 CARTPOLE = LearningClaim("nac CartPole-v1 60k", preset_returns, {"train_return": (">=", 300.0)},
