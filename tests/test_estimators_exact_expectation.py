@@ -308,14 +308,16 @@ def test_known_biases_are_large_in_this_mdp(gradient_problem, name):
 
 
 def test_the_critic_is_wrong_enough_that_lambda_and_n_matter(gradient_problem):
-    """With V ≠ V^π the truths of different λ, n (and ∇J) are far apart, so a wrong recursion shows.
-    (n = 3 reaches every episode's end here, so its truth is ∇J.)"""
+    """With V ≠ V^π the truths of different λ, n (and ∇J) differ, so a wrong recursion shows: the
+    estimators are compared at 1e-9 of the scale, and these truths differ by more than 1e-3 of it
+    (the smallest gap seen was 1.7e-2 of it, at PGAX_TEST_SEED_OFFSET=100). (n = 3 reaches every episode's end
+    here, so its truth is ∇J.)"""
     truths, grad_j = gradient_problem["truths"], gradient_problem["grad_j"]
     distinct = [grad_j] + [truths[k] for k in ("td_actor_critic", "gae_0.6_actor_critic", "n_step_2_actor_critic")]
     scale = np.abs(grad_j).max()
     for i in range(len(distinct)):
         for j in range(i):
-            assert np.abs(distinct[i] - distinct[j]).max() > 0.02 * scale, (i, j)
+            assert np.abs(distinct[i] - distinct[j]).max() > 1e-3 * scale, (i, j)
 
 
 # ------------------------------------------------------- 2. targets with truncation and a time limit
@@ -440,10 +442,11 @@ def test_target_has_the_exact_conditional_expectation(target_problem, name):
 
 def test_the_cut_length_and_lambda_change_the_truth(target_problem):
     """The oracle's horizon matters (V ≠ V^π): a target that ignored truncation, or mixed in the wrong
-    λ, would have a visibly different expectation."""
+    λ, would have a different expectation: by more than 1e-3 of the scale, far above the 1e-9 at
+    which the estimators are compared."""
     tables, weighted_cells = target_problem["tables"], target_problem["weighted_cells"]
     visited = weighted_cells.sum((0, 1)).reshape(tables["gae_0.5"].shape[1:]) > 0
     for name in ("gae_0.5", "gae_0.9", "reward_to_go", "n_step_advantage_3"):
         table = tables[name]
-        assert np.abs(table[0] - table[2])[visited].max() > 0.05 * np.abs(table).max(), name
-    assert np.abs(tables["gae_0.5"] - tables["gae_0.9"])[:, visited].max() > 0.05 * np.abs(tables["gae_0.9"]).max()
+        assert np.abs(table[0] - table[2])[visited].max() > 1e-3 * np.abs(table).max(), name
+    assert np.abs(tables["gae_0.5"] - tables["gae_0.9"])[:, visited].max() > 1e-3 * np.abs(tables["gae_0.9"]).max()
