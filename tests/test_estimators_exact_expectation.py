@@ -310,8 +310,8 @@ def test_known_biases_are_large_in_this_mdp(gradient_problem, name):
 def test_the_critic_is_wrong_enough_that_lambda_and_n_matter(gradient_problem):
     """With V ≠ V^π the truths of different λ, n (and ∇J) differ, so a wrong recursion shows: the
     estimators are compared at 1e-9 of the scale, and these truths differ by more than 1e-3 of it
-    (the smallest gap seen was 1.7e-2 of it, at PGAX_TEST_SEED_OFFSET=100). (n = 3 reaches every episode's end
-    here, so its truth is ∇J.)"""
+    (the smallest gap seen was 1.7e-2 of it, at PGAX_TEST_SEED_OFFSET=100). (n = 3 reaches every
+    episode's end here, so its truth is ∇J.)"""
     truths, grad_j = gradient_problem["truths"], gradient_problem["grad_j"]
     distinct = [grad_j] + [truths[k] for k in ("td_actor_critic", "gae_0.6_actor_critic", "n_step_2_actor_critic")]
     scale = np.abs(grad_j).max()
