@@ -42,7 +42,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from pgax.algorithms import PPOConfig, make_ppo
 from pgax.envs.gymnasium_env import make_gymnasium, make_vector
-from pgax.train import train_host
+from pgax.train import train
 
 HERE = Path(__file__).resolve().parent
 PEERS_PYTHON = HERE / ".venv-peers" / "bin" / "python"
@@ -84,7 +84,7 @@ def pgax_ppo(num_envs: int, steps: int, asynchronous: bool) -> tuple[float, floa
     env = make_gymnasium("Hopper-v5")
     iterations = max(1, steps // cfg.batch_size)
     agent = make_ppo(cfg, env, iterations)
-    result = train_host(agent, env, num_envs=cfg.num_envs, num_steps=cfg.num_steps, num_iterations=iterations,
+    result = train(agent, env, num_envs=cfg.num_envs, num_steps=cfg.num_steps, num_iterations=iterations,
                         seeds=[0], asynchronous=asynchronous, normalize_obs=file["normalize_obs"], normalize_reward=file["normalize_reward"],
                         gamma=cfg.gamma)
     return iterations * cfg.batch_size / result.train_seconds, result.compile_seconds

@@ -3,11 +3,17 @@
 Layer 4.
 
     pgax train ALGO [--config FILE.yaml] [--env ID] [--steps N] [--seeds K] [--seed S] [--out DIR] [hyperparameters...]
+    pgax resume RUN_DIR [--steps TOTAL]
+    pgax eval RUN_DIR [--checkpoint best|latest|STEP] [--episodes N] [--stochastic] [--video FILE]
+    pgax compare ALGO[,ALGO...] [run options]
     pgax list
+    pgax check-env ENV
 
 The options of `pgax train ALGO` are generated (with tyro) from `RunOptions` and the algorithm's
 typed config, so every hyperparameter is a flag (`--clip-eps`, `--lr`, ...) with its docstring as
-help. Bad input exits with status 2 and one line naming the problem and the fix.
+help. Bad input exits with status 2 and one line naming the problem and the fix; the other exit
+codes are `pgax.experiment.EXIT_CODES` (listed by `pgax --help`). The runs themselves are
+`pgax.experiment`'s; this module parses and prints.
 """
 
 from __future__ import annotations
@@ -25,11 +31,14 @@ import numpy as np
 import tyro
 
 from pgax.errors import ConfigError
+from pgax.experiment import EXIT_CODES, Reporter, RunOptions, run_experiment
 
 USAGE = """usage: pgax COMMAND ...
 
 commands:
   train ALGO              train an algorithm on an environment (pgax train ALGO --help for its options)
+  resume RUN_DIR          continue a run from its checkpoint (after Ctrl-C, kill, preemption; or with more --steps)
+  eval RUN_DIR            evaluate a run's checkpoint; --video records an episode
   compare ALGO[,ALGO...]  train several algorithms on one environment; table with 95% CIs and a PNG
   list                    list the algorithms and environments
   check-env ENV           check that a Gymnasium env (id or module:Class) works with pgax
@@ -37,56 +46,11 @@ commands:
 examples:
   pgax train ppo --env CartPole-v1 --steps 500000 --seeds 3
   pgax compare ppo,trpo,a2c --env CartPole-v1 --steps 300000 --seeds 5
-"""
+  pgax resume runs/20261201-120000-ppo-CartPole-v1
+  pgax eval runs/20261201-120000-ppo-CartPole-v1 --episodes 20
 
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Options of a training run that are not hyperparameters of the algorithm."""
-
-    env: str = "CartPole-v1"
-    """Environment: an id of `pgax list`, a Gymnasium id (Hopper-v5, LunarLander-v3) or module:Class."""
-    steps: int = 500_000
-    """Environment steps per seed; rounded down to whole batches of num_envs × num_steps."""
-    seeds: int = 3
-    """Number of seeds, trained together as one vmapped program."""
-    seed: int = 0
-    """First seed; the run uses seeds seed, seed+1, ..., seed+seeds-1."""
-    out: str = "runs"
-    """Folder in which the run folder <date-time>-<algo>-<env>/ is created."""
-    eval_episodes: int = 100
-    """Episodes per seed of the final deterministic evaluation (0 skips it)."""
-    chunk_iterations: int = 0
-    """Training iterations per compiled chunk between progress updates (0: automatic)."""
-    progress: bool = True
-    """Show the live progress bar."""
-    driver: str = "auto"
-    """Rollout driver: auto (jax for `pgax list` ids, else gymnasium), jax, gymnasium, gymnasium-async."""
-    env_workers: int | None = None
-    """Worker processes of --driver gymnasium-async besides the main one, at most seeds × num_envs (that many:
-    a worker per env copy, the main process only runs the policy). Default: a worker per copy while there are
-    fewer copies than cores, else one per core besides the main one. Evaluation uses fewer when it has fewer copies."""
-    normalize_obs: bool = False
-    """Running observation normalisation, clipped at 10 (gymnasium drivers; see docs/gymnasium.md)."""
-    normalize_reward: bool = False
-    """Scale rewards by the running std of the discounted return, clipped at 10 (gymnasium drivers)."""
-
-    def validate(self) -> None:
-        for name in ("steps", "seeds"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"--{name} must be a positive integer, got {getattr(self, name)}")
-        if self.eval_episodes < 0:
-            raise ConfigError(f"--eval-episodes must be >= 0 (0 skips evaluation), got {self.eval_episodes}")
-        if self.chunk_iterations < 0:
-            raise ConfigError(f"--chunk-iterations must be >= 0 (0: automatic), got {self.chunk_iterations}")
-        from pgax.envs.gymnasium_env import DRIVERS
-        if self.driver not in DRIVERS:
-            raise ConfigError(f"--driver {self.driver!r} is not known; use one of {', '.join(DRIVERS)}")
-        if self.env_workers is not None and self.driver != "gymnasium-async":
-            raise ConfigError("--env-workers sets the worker processes of --driver gymnasium-async; "
-                              "add --driver gymnasium-async (or drop --env-workers)")
-        if self.env_workers is not None and self.env_workers < 0:
-            raise ConfigError(f"--env-workers must be >= 0, got {self.env_workers}")
+exit codes:
+""" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items()) + "\n"
 
 
 def fail(message: str) -> int:
@@ -109,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
             return compare_command(rest)
         if command == "check-env":
             return check_env_command(rest)
-        raise ConfigError(f"unknown command {command!r}; use one of: train, compare, list, check-env (pgax --help)")
+        if command == "resume":
+            return resume_command(rest)
+        if command == "eval":
+            return eval_command(rest)
+        raise ConfigError(f"unknown command {command!r}; use one of: train, resume, eval, compare, list, check-env "
+                          "(pgax --help)")
     except ConfigError as e:
         return fail(str(e))
     except BrokenPipeError:  # the reader went away (`pgax list | head`): stop quietly, as Unix tools do
@@ -262,9 +231,13 @@ def load_config_file(path: str, preset, run_default: RunOptions, algo_default):
         for name, value in values.items():
             default = getattr(run_default if fields is run_fields else algo_default, name)
             if isinstance(default, bool) != isinstance(value, bool) or (
-                    isinstance(default, (int, float)) and not isinstance(value, (int, float))) or (
-                    isinstance(default, str) and not isinstance(value, str)):
-                raise ConfigError(f"--config {path}: {name} should be like {default!r}, got {value!r}")
+                    isinstance(default, int) and not isinstance(default, bool) and not isinstance(value, int)) or (
+                    isinstance(default, float) and not isinstance(value, (int, float))) or (
+                    isinstance(default, str) and not isinstance(value, str)) or (
+                    isinstance(default, tuple) and not isinstance(value, tuple)):
+                kind = {int: "a whole number", float: "a number", str: "a string", tuple: "a list",
+                        bool: "true or false"}.get(type(default), f"like {default!r}")
+                raise ConfigError(f"--config {path}: {name} must be {kind} (like {default!r}), got {value!r}")
             if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
                 values[name] = float(value)
     return dataclasses.replace(run_default, **run_values), dataclasses.replace(algo_default, **algo_values)
@@ -272,127 +245,80 @@ def load_config_file(path: str, preset, run_default: RunOptions, algo_default):
 
 def train_command(args: list[str]) -> int:
     preset, run, config = parse_train_args(args)
-    summary = run_training(preset, run, config)
-    return 130 if summary["interrupted"] else 0
+    return run_training(preset, run, config)["exit_code"]
 
 
 def run_training(preset, run: RunOptions, config, run_dir: Path | None = None) -> dict:
-    """Train `preset` with `config` as `run` asks, write the run folder, return summary.json's dict.
+    """`pgax.experiment.run_experiment` with the progress bar; returns summary.json's dict."""
+    return run_experiment(preset, run, config, run_dir, reporter=_Progress(run.progress))
 
-    `run_dir`: the folder to write (created if needed); default `run.out/<date-time>-<algo>-<env>/`.
-    """
-    import jax
-    import numpy as np
 
-    from pgax import __version__, envs
-    from pgax.algorithms import config_to_dict
-    from pgax.logging import MetricsWriter, make_run_dir, write_json, write_yaml
-    from pgax.train import default_chunk_iterations, evaluate, evaluate_host, train, train_host
+RESUME_USAGE = """usage: pgax resume RUN_DIR [--steps TOTAL] [--checkpoint latest|best|STEP] [--no-progress]
 
-    t_wall = time.perf_counter()
-    driver = envs.resolve_driver(run.env, run.driver)
-    if driver == "jax" and (run.normalize_obs or run.normalize_reward):
-        raise ConfigError("--normalize-obs/--normalize-reward are done by the gymnasium drivers; "
-                          "add --driver gymnasium (or drop the flags)")
-    env = envs.make(run.env) if driver == "jax" else envs.make_checked_gymnasium(run.env)
-    batch_size = config.num_envs * config.num_steps
-    num_iterations = run.steps // batch_size
-    if num_iterations == 0:
-        raise ConfigError(f"--steps {run.steps} is less than one batch of num_envs × num_steps = {batch_size}; "
-                          f"raise --steps to at least {batch_size}")
-    copies = run.seeds * config.num_envs
-    if run.env_workers is not None and run.env_workers > copies:
-        raise ConfigError(f"--env-workers {run.env_workers} is more than the seeds × num_envs = {copies} env copies; "
-                          f"use at most {copies}")
-    seeds = list(range(run.seed, run.seed + run.seeds))
-    agent = preset.make_agent(config, env, num_iterations)
-    chunk = run.chunk_iterations or default_chunk_iterations(num_iterations)
+Continues a run in place from its checkpoint: metrics.csv and eval.csv are cut back to the
+checkpoint's rows and training goes on to TOTAL steps per seed (default: the run's own --steps).
+JAX-native envs continue bit-identically to the uninterrupted run; Gymnasium envs continue with
+fresh env resets and the normaliser statistics restored (docs/runs.md).
+"""
 
-    if run_dir is None:
-        run_dir = make_run_dir(run.out, preset.name, run.env)
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    write_yaml(run_dir / "config.yaml", {
-        "algorithm": preset.name,
-        "env": run.env,
-        "run": dataclasses.asdict(run),
-        "config": config_to_dict(config),
-        "derived": {"batch_size": batch_size, "iterations": num_iterations,
-                    "steps_per_seed": num_iterations * batch_size, "seeds": seeds,
-                    "chunk_iterations": chunk, "driver": driver},
-        "versions": {"pgax": __version__, "jax": jax.__version__},
-        "device": str(jax.devices()[0]),
-    })
-    writer = MetricsWriter(run_dir / "metrics.csv", seeds, batch_size)
-    print(f"pgax: training {preset.name} on {run.env}: {run.seeds} seed(s) × {num_iterations * batch_size:,} steps "
-          f"→ {run_dir}")
+EVAL_USAGE = """usage: pgax eval RUN_DIR [--checkpoint best|latest|STEP] [--episodes N] [--stochastic] [--video FILE]
 
-    progress = _Progress(num_iterations * batch_size, run.seeds, enabled=run.progress)
-    with progress:
-        progress.status("compiling")
+Evaluates a run's policy (every seed) on fresh env copies: the mean return per seed over N episodes
+(default 10) of the deterministic policy (--stochastic: sampling). --video FILE.gif|.mp4 records
+seed 0's first episode (Gymnasium envs that render rgb_array frames).
+"""
 
-        def on_chunk(done: int, metrics: dict[str, np.ndarray]) -> None:
-            writer.append(done, metrics)
-            progress.update(done * batch_size, metrics["episode_return_mean"][:, -1])
 
-        if driver == "jax":
-            result = train(agent, env, num_envs=config.num_envs, num_steps=config.num_steps,
-                           num_iterations=num_iterations, seeds=seeds, chunk_iterations=chunk,
-                           on_chunk=on_chunk)
+def _options(args: list[str], usage: str, flags: dict[str, type]) -> tuple[str, dict]:
+    """(RUN_DIR, {flag: value}) of `pgax resume|eval RUN_DIR [--flag VALUE | --switch]...`."""
+    if args and args[0] in ("-h", "--help"):
+        print(usage)
+        raise SystemExit(0)
+    if not args or args[0].startswith("-"):
+        raise ConfigError(f"name the run folder: {usage.splitlines()[0].removeprefix('usage: ')}")
+    run_dir, values, i = args[0], {}, 1
+    while i < len(args):
+        name, _, inline = args[i].partition("=")
+        key = name.removeprefix("--").replace("-", "_")
+        if not name.startswith("--") or key not in flags:
+            raise ConfigError(f"unknown option {args[i]!r}; {usage.splitlines()[0]}")
+        kind = flags[key]
+        if kind is bool:
+            values[key], i = True, i + 1
+            continue
+        if inline:
+            text, i = inline, i + 1
+        elif i + 1 < len(args):
+            text, i = args[i + 1], i + 2
         else:
-            result = train_host(agent, env, num_envs=config.num_envs, num_steps=config.num_steps,
-                                num_iterations=num_iterations, seeds=seeds, chunk_iterations=chunk,
-                                on_chunk=on_chunk, asynchronous=driver == "gymnasium-async",
-                                num_workers=run.env_workers,
-                                normalize_obs=run.normalize_obs, normalize_reward=run.normalize_reward,
-                                gamma=getattr(config, "gamma", 0.99))
-            if run.normalize_obs or run.normalize_reward:  # the statistics, per seed (load_stats restores them)
-                from pgax.envs.normalize import save_stats
-                save_stats(run_dir / "normalization.npz", {"obs": result.state.rollout.obs_stats,
-                                                           "reward": result.state.rollout.reward_scale})
-    writer.close()
-    steps_done = result.iterations_done * batch_size
-    if result.interrupted:
-        print(f"pgax: interrupted after {steps_done:,} steps per seed; the completed iterations are saved")
+            raise ConfigError(f"{name} needs a value")
+        if kind is int:
+            try:
+                values[key] = int(text)
+            except ValueError:
+                raise ConfigError(f"{name} takes a whole number, got {text!r}") from None
+        else:
+            values[key] = text
+    return run_dir, values
 
-    eval_returns = None
-    if run.eval_episodes and not result.interrupted:
-        if driver == "jax":
-            eval_returns = evaluate(agent, env, result.state.agent.params, jax.random.PRNGKey(run.seed + 10_000),
-                                    run.eval_episodes)
-        else:  # observation statistics frozen at their end-of-training values
-            eval_returns = evaluate_host(agent, env, result.state.agent.params, result.state.rollout.obs_stats,
-                                         seeds, run.eval_episodes, asynchronous=driver == "gymnasium-async",
-                                         num_workers=run.env_workers)
-        per_seed = eval_returns.mean(axis=1)
-        print(f"evaluation: mean return {per_seed.mean():.1f} over {run.seeds} seed(s) × {run.eval_episodes} "
-              f"episodes (deterministic policy); per seed: {', '.join(f'{x:.1f}' for x in per_seed)}")
 
-    total_seconds = time.perf_counter() - t_wall
-    train_sps = steps_done * run.seeds / result.train_seconds if result.train_seconds > 0 else float("nan")
-    summary = {
-        "algorithm": preset.name,
-        "env": run.env,
-        "steps": steps_done,
-        "steps_requested": run.steps,
-        "seeds": run.seeds,
-        "seed_values": seeds,
-        "final_return_mean": float(eval_returns.mean()) if eval_returns is not None else None,
-        "final_return_per_seed": eval_returns.mean(axis=1).tolist() if eval_returns is not None else None,
-        "eval_episodes": run.eval_episodes,
-        "steps_per_second": train_sps,
-        "compile_seconds": result.compile_seconds,
-        "train_seconds": result.train_seconds,
-        "wall_seconds": total_seconds,
-        "interrupted": result.interrupted,
-        "finished_at": _dt.datetime.now().isoformat(timespec="seconds"),
-    }
-    write_json(run_dir / "summary.json", summary)
-    _plot(run_dir, preset.name, run.env, run.seeds)
-    print(f"pgax: {steps_done * run.seeds:,} steps in {result.train_seconds:.1f} s ({train_sps:,.0f} steps/s, "
-          f"compile {result.compile_seconds:.1f} s, wall {total_seconds:.1f} s); results in {run_dir}")
-    summary["run_dir"] = str(run_dir)
-    return summary
+def resume_command(args: list[str]) -> int:
+    from pgax.experiment import resume_experiment
+
+    run_dir, opts = _options(args, RESUME_USAGE, {"steps": int, "checkpoint": str, "no_progress": bool})
+    summary = resume_experiment(run_dir, steps=opts.get("steps"), checkpoint=opts.get("checkpoint", "latest"),
+                                reporter=_Progress(not opts.get("no_progress", False)))
+    return summary["exit_code"]
+
+
+def eval_command(args: list[str]) -> int:
+    from pgax.experiment import evaluate_run
+
+    run_dir, opts = _options(args, EVAL_USAGE, {"checkpoint": str, "episodes": int, "stochastic": bool,
+                                                "video": str})
+    evaluate_run(run_dir, checkpoint=opts.get("checkpoint", "best"), episodes=opts.get("episodes", 10),
+                 stochastic=opts.get("stochastic", False), video=opts.get("video"))
+    return 0
 
 
 COMPARE_USAGE = """usage: pgax compare ALGO[,ALGO...] [--config ALGO=FILE.yaml ...] [run options]
@@ -461,9 +387,10 @@ def compare_command(args: list[str]) -> int:
     out = make_run_dir(run.out, "compare", run.env)
     print(f"pgax: comparing {', '.join(p.name for p, _ in chosen)} on {run.env}: {run.seeds} seed(s) × "
           f"{run.steps:,} steps each → {out}")
-    rows, curves, interrupted = [], {}, False
+    rows, curves, interrupted, exit_code = [], {}, False, 0
     for preset, config in chosen:
         summary = run_training(preset, run, config, run_dir=out / preset.name)
+        exit_code = exit_code or (summary["exit_code"] if summary["status"] != "finished" else 0)
         metrics = read_metrics(out / preset.name / "metrics.csv") if (out / preset.name / "metrics.csv").exists() else {}
         if metrics:
             curves[preset.name] = (metrics["step"], metrics["seed"], metrics["episode_return_mean"])
@@ -480,6 +407,8 @@ def compare_command(args: list[str]) -> int:
             interrupted = True
             print("pgax: comparison interrupted; the table covers the algorithms trained so far")
             break
+        if summary["status"] != "finished":
+            print(f"pgax: {preset.name} ended {summary['status']}; going on with the other algorithms")
     if curves:
         plot_curves(out / "comparison.png", curves, f"{run.env}", run.seeds, band="ci")
     write_json(out / "comparison.json", {"env": run.env, "steps_requested": run.steps, "seeds": run.seeds,
@@ -487,7 +416,7 @@ def compare_command(args: list[str]) -> int:
     print()
     print(format_comparison(rows, run.env, run.seeds, run.eval_episodes))
     print(f"\nresults in {out} (comparison.png, comparison.json, one folder per algorithm)")
-    return 130 if interrupted else 0
+    return exit_code
 
 
 def format_comparison(rows: list[dict], env_id: str, num_seeds: int, eval_episodes: int) -> str:
@@ -504,29 +433,25 @@ def format_comparison(rows: list[dict], env_id: str, num_seeds: int, eval_episod
     return "\n".join(lines)
 
 
-def _plot(run_dir: Path, algorithm: str, env_id: str, num_seeds: int) -> None:
-    from pgax.logging import read_metrics
-    from pgax.plotting import plot_curves
-
-    metrics_path = run_dir / "metrics.csv"
-    if not metrics_path.exists():
-        return
-    m = read_metrics(metrics_path)
-    if not m:
-        return
-    plot_curves(run_dir / "curve.png", {algorithm: (m["step"], m["seed"], m["episode_return_mean"])},
-                f"{algorithm} on {env_id}", num_seeds)
-
-
-class _Progress:
+class _Progress(Reporter):
     """The live progress bar: steps per seed, steps/s over all seeds (excluding compilation), mean
-    episode return over seeds, elapsed and remaining time."""
+    episode return over seeds, elapsed and remaining time. Lines are printed above it."""
 
-    def __init__(self, total_steps: int, num_seeds: int, enabled: bool):
-        self.enabled, self.num_seeds = enabled, num_seeds
-        self.total = total_steps
+    def __init__(self, enabled: bool):
+        super().__init__(self._say)
+        self.enabled = enabled
         self._start = None
-        if enabled:
+        self._bar = None
+
+    def _say(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(line, flush=True)
+
+    def start(self, total_steps: int, num_seeds: int) -> None:
+        self.num_seeds, self.total = num_seeds, total_steps
+        if self.enabled:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             self._bar = Progress(
@@ -536,19 +461,15 @@ class _Progress:
                 TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(compact=True),
             )
             self._task = self._bar.add_task("compiling", total=total_steps, sps="-", ret="-")
+            self._bar.start()
 
-    def __enter__(self):
-        if self.enabled:
-            self._bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._bar.__exit__(*exc)
-        return False
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
     def status(self, text: str) -> None:
-        if self.enabled:
+        if self._bar is not None:
             self._bar.update(self._task, description=text)
 
     def update(self, steps: int, returns) -> None:
@@ -557,7 +478,7 @@ class _Progress:
         now = time.perf_counter()
         if self._start is None:  # first chunk delivered: rate is measured from here on
             self._start, self._first_chunk_steps = now, steps
-        if not self.enabled:
+        if self._bar is None:
             return
         elapsed = now - self._start
         rate = (steps - self._first_chunk_steps) * self.num_seeds / elapsed if elapsed > 0 else float("nan")

@@ -36,20 +36,44 @@ def scan_rollout(act: Callable, params: Any, env: JaxEnv, env_state: Any, obs: j
     Returns:
         (batch with leaves [T, N, ...], final env_state, final obs [N, obs_dim], info [T, N] dict).
     """
+    batch, env_state, obs, info, _ = normalized_scan_rollout(act, params, env, env_state, obs, None, key, num_steps,
+                                                             record_env_state)
+    return batch, env_state, obs, info
+
+
+def normalized_scan_rollout(act: Callable, params: Any, env: JaxEnv, env_state: Any, obs: jax.Array, obs_stats: Any,
+                            key: jax.Array, num_steps: int, record_env_state: bool = False, clip: float = 10.0):
+    """`scan_rollout` with running observation normalisation (`pgax.envs.normalize`); `obs_stats`
+    None is plain `scan_rollout`.
+
+    `obs` [N, obs_dim] is already normalised (with `obs_stats`). Per step t the policy acts on obs_t;
+    the env returns raw o_{t+1} and raw final observations f_t; then stats_{t+1} = update(stats_t,
+    o_{t+1}) over the N envs, obs_{t+1} = clip((o_{t+1} − μ) / σ) and next_obs_t the same map of f_t,
+    both with stats_{t+1} (so next_obs_t = obs_{t+1} wherever the episode goes on). This is the host
+    driver's order, so both drivers normalise alike.
+    Returns (batch [T, N, ...], env_state, obs [N, obs_dim], info [T, N], obs_stats).
+    """
+    from pgax.envs.normalize import normalize_obs, update_stats
+
     num_envs = obs.shape[0]
     vector_step = jax.vmap(env.step)
 
     def step(carry, step_key):
-        env_state, obs = carry
+        env_state, obs, stats = carry
         act_key, env_key = jax.random.split(step_key)
         action, log_prob = act(params, obs, act_key)
         t = vector_step(jax.random.split(env_key, num_envs), env_state, action)
+        next_obs, final_obs = t.obs, t.final_obs
+        if stats is not None:
+            stats = update_stats(stats, next_obs)
+            next_obs, final_obs = normalize_obs(stats, next_obs, clip), normalize_obs(stats, final_obs, clip)
         record = Batch(obs=obs, action=action, reward=t.reward, terminated=t.terminated, truncated=t.truncated,
-                       next_obs=t.final_obs, log_prob=log_prob, env_state=env_state if record_env_state else None)
-        return (t.state, t.obs), (record, t.info)
+                       next_obs=final_obs, log_prob=log_prob, env_state=env_state if record_env_state else None)
+        return (t.state, next_obs, stats), (record, t.info)
 
-    (env_state, obs), (batch, info) = jax.lax.scan(step, (env_state, obs), jax.random.split(key, num_steps))
-    return batch, env_state, obs, info
+    (env_state, obs, obs_stats), (batch, info) = jax.lax.scan(step, (env_state, obs, obs_stats),
+                                                              jax.random.split(key, num_steps))
+    return batch, env_state, obs, info, obs_stats
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,12 +223,18 @@ def make_host_driver(act: Callable, env, num_seeds: int, num_envs: int, *, norma
     def split(x):  # [S·N, ...] -> [S, N, ...]
         return x.reshape((S, N) + x.shape[1:])
 
-    def reset(vector_env, env_seeds) -> HostRolloutState:
-        """Reset the vector env (copy i seeded with env_seeds[i]) and the statistics."""
+    def reset(vector_env, env_seeds, keep: HostRolloutState | None = None) -> HostRolloutState:
+        """Reset the vector env (copy i seeded with env_seeds[i]) and the episode statistics. The
+        normalisation statistics start afresh, or from `keep`'s (a resumed run: its observation
+        statistics, and its return statistics with the running returns of the new episodes at 0)."""
         raw, _ = vector_env.reset(seed=[int(s) for s in env_seeds])
         raw = split(env.obs_to_array(raw))
         obs_stats = pack_stats(jax.vmap(lambda _: init_stats((d,)))(jnp.arange(S))) if normalize_obs else None
         reward_scale = jax.vmap(lambda _: init_reward_scale(N))(jnp.arange(S)) if normalize_reward else None
+        if keep is not None:
+            obs_stats = pack_stats(keep.obs_stats) if normalize_obs else None
+            if normalize_reward:
+                reward_scale = keep.reward_scale.replace(returns=jnp.zeros_like(keep.reward_scale.returns))
         obs_stats, obs, _ = observe_j(obs_stats, np.stack([raw, raw], axis=2))
         episodes = HostEpisodeStats(jnp.zeros((S, N), jnp.float32), jnp.zeros((S, N), jnp.int32),
                                     jnp.full((S, N), jnp.nan, jnp.float32), jnp.zeros((S, N), jnp.int32))

@@ -1,6 +1,7 @@
-"""CPU runtime settings pgax applies when it is imported, each with an environment variable to undo it.
+"""Runtime settings pgax applies when it is imported, each with an environment variable to undo it.
 
-Layer 0 (no pgax imports). Both settings concern JAX's CPU backend only; GPU programs are untouched.
+Layer 0 (no pgax imports). Settings 1 and 2 concern JAX's CPU backend only; GPU programs are
+untouched. Setting 3 applies to every backend.
 
 1. Asynchronous dispatch off (`PGAX_CPU_ASYNC_DISPATCH=1` keeps it on). JAX's asynchronous dispatch
    on the CPU backend can wedge a process forever (main thread parked in the executable's
@@ -18,6 +19,12 @@ Layer 0 (no pgax imports). Both settings concern JAX's CPU backend only; GPU pro
    (tests/test_runtime.py); only the lowering changes. The switch uses JAX's lowering registry
    (`jax._src`, a private API of the pinned jax); if that API moves, pgax warns once and keeps the
    default.
+
+3. JAX's persistent compilation cache, on by default (`PGAX_COMPILATION_CACHE=0` turns it off):
+   compiled programs are kept in `$PGAX_CACHE_DIR` (default `$XDG_CACHE_HOME/pgax/jax`, i.e.
+   `~/.cache/pgax/jax`), so a second run of the same program skips XLA compilation. Programs that
+   compile in under a second are not stored. The cache is keyed by the program, the jax version
+   and the device, so it never serves a program compiled for something else.
 """
 
 from __future__ import annotations
@@ -54,3 +61,30 @@ def unroll_threefry_on_cpu() -> bool:
                       "slower to draw. Set PGAX_CPU_ROLLED_THREEFRY=1 to silence this.", RuntimeWarning, stacklevel=2)
         return False
     return True
+
+
+def compilation_cache_dir() -> str:
+    """Where the persistent compilation cache lives: $PGAX_CACHE_DIR, else $XDG_CACHE_HOME/pgax/jax."""
+    if os.environ.get("PGAX_CACHE_DIR"):
+        return os.environ["PGAX_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pgax", "jax")
+
+
+def enable_compilation_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache unless PGAX_COMPILATION_CACHE=0; returns its folder
+    (None when off). A folder that cannot be created leaves the cache off, with a one-line warning."""
+    if os.environ.get("PGAX_COMPILATION_CACHE", "1") == "0":
+        return None
+    import jax
+
+    path = compilation_cache_dir()
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        warnings.warn(f"pgax: compilation cache off: cannot create {path} ({e.strerror}); set PGAX_CACHE_DIR to a "
+                      "writable folder or PGAX_COMPILATION_CACHE=0 to silence this", RuntimeWarning, stacklevel=2)
+        return None
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    return path

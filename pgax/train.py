@@ -1,20 +1,35 @@
-"""The training loop for JAX-native environments.
+"""The training loop: one loop over one driver protocol.
 
-Layer 3. One training iteration (rollout of num_envs × num_steps, then the agent's `learn`) is a
-pure function of a `TrainState`. `chunk_iterations` of them run as one `lax.scan`, seeds are a
-`vmap` axis of that scan, and the whole chunk is compiled once (ahead of time, so compilation is
-timed apart from training). A thin Python loop calls the compiled chunk until the budget is spent
-and hands each chunk's metrics to a callback (progress bar, CSV), so an interrupted run keeps
-every completed chunk.
+Layer 3. A `Driver` turns an agent and an environment into training iterations (a rollout of
+num_envs × num_steps per seed, then the agent's `learn`), for every seed at once:
+
+    init()                         -> state, every leaf with a leading seed axis [S]
+    compile(state)                 ahead-of-time compilation for these shapes (timed apart)
+    run(state, start, count, stop) -> (state, metrics {name: [S, k]}, k)   k ≤ count iterations
+    restart(state, done)           a state restored from a checkpoint -> the state to continue from
+    evaluate(state, episodes)      -> [S, episodes] returns of the deterministic policy
+    close()
+
+Two drivers implement it. `jax_driver` (JAX-native envs): an iteration is a pure function of a
+`TrainState`; `run` is one compiled program, a `lax.scan` of the iteration over at most
+`chunk_iterations` steps whose trip count is an argument (iterations past it are skipped by a
+`lax.cond` whose predicate all seeds share), seeds a `vmap` axis; so any split of a run into
+chunks gives bit-identical results, which is what exact resume needs. `host_driver` (Gymnasium
+envs): all seeds × envs in one Gymnasium vector env stepped on the host, the agent's jitted
+`learn` vmapped over seeds. `train_loop` runs a driver for a budget of iterations: it hands each
+chunk's metrics to a callback, checks every chunk for non-finite parameters, losses and env
+outputs (`NonFinite`), stops at a chunk boundary when asked (`stop()`: signals) and keeps the last
+completed chunk on Ctrl-C or an error. `train` and `evaluate` are the library calls on top.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,156 +38,210 @@ from flax import struct
 
 from pgax.algorithms import Agent, AgentState
 from pgax.envs import JaxEnv, episode_statistics
-from pgax.rollout import scan_rollout, vector_reset
+from pgax.rollout import normalized_scan_rollout, vector_reset
+
+HEALTH = "_nonfinite"
+"""The per-iteration metric (int32 bit set, not written to metrics.csv) that marks non-finite values."""
+NONFINITE_PARAMS, NONFINITE_LOSS, NONFINITE_ENV = 1, 2, 4
+EVAL_STREAM = 0x65766131
+"""Evaluation keys are `fold_in(PRNGKey(seed), EVAL_STREAM)`: each seed's own, apart from training's."""
+NORMALIZE_CLIP = 10.0
 
 
 @struct.dataclass
 class TrainState:
-    """Everything one seed's run carries from iteration to iteration."""
+    """Everything one seed's run carries from iteration to iteration (JAX-native driver).
+
+    obs are the observations to act on next (normalised when obs_stats is set); obs_stats
+    (RunningMeanStd) and reward_scale (RewardScaleState) are None when normalisation is off."""
 
     agent: AgentState
     env_state: Any
     obs: jax.Array
     key: jax.Array
+    obs_stats: Any = None
+    reward_scale: Any = None
 
 
-def make_iteration(agent: Agent, env: JaxEnv, num_envs: int, num_steps: int):
+def nonfinite_code(params: Any, metrics: dict, batch) -> jax.Array:
+    """int32: NONFINITE_PARAMS | NONFINITE_LOSS | NONFINITE_ENV for whichever of the parameters after
+    learning, the metrics named *loss, and the rollout's observations and rewards hold a NaN or ±inf."""
+
+    def all_finite(leaves):
+        checks = [jnp.all(jnp.isfinite(x)) for x in leaves if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)]
+        return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
+
+    params_ok = all_finite(jax.tree_util.tree_leaves(params))
+    loss_ok = all_finite([v for k, v in metrics.items() if k.endswith("loss")])
+    env_ok = all_finite([batch.obs, batch.next_obs, batch.reward])
+    return ((~params_ok).astype(jnp.int32) * NONFINITE_PARAMS + (~loss_ok).astype(jnp.int32) * NONFINITE_LOSS
+            + (~env_ok).astype(jnp.int32) * NONFINITE_ENV)
+
+
+def make_iteration(agent: Agent, env: JaxEnv, num_envs: int, num_steps: int, *, normalize_obs: bool = False,
+                   normalize_reward: bool = False, gamma: float = 0.99):
     """Build `init(key) -> TrainState` and `iteration(state) -> (state, metrics)` for one seed.
 
     `env` is wrapped with episode statistics; metrics are the agent's learn metrics plus
-    `episode_return_mean` (mean over envs of the most recent completed episode's return, NaN before
-    any episode has ended) and `episode_length_mean`.
+    `episode_return_mean` (mean over envs of the most recent completed episode's raw return, NaN
+    before any episode has ended), `episode_length_mean` and HEALTH. normalize_obs / normalize_reward:
+    running observation normalisation and reward scaling by the running std of the γ-discounted
+    return (`pgax.envs.normalize`, clip 10), as the host driver does them.
     """
+    from pgax.envs.normalize import init_reward_scale, init_stats, normalize_obs as normalize, scale_rewards, update_stats
+
     env = episode_statistics(env)
 
     def init(key: jax.Array) -> TrainState:
         agent_key, env_key, run_key = jax.random.split(key, 3)
         obs, env_state = vector_reset(env, env_key, num_envs)
-        return TrainState(agent.init(agent_key, obs[0]), env_state, obs, run_key)
+        obs_stats = reward_scale = None
+        if normalize_obs:
+            obs_stats = update_stats(init_stats(obs.shape[1:]), obs)
+            obs = normalize(obs_stats, obs, NORMALIZE_CLIP)
+        if normalize_reward:
+            reward_scale = init_reward_scale(num_envs)
+        return TrainState(agent.init(agent_key, obs[0]), env_state, obs, run_key, obs_stats, reward_scale)
 
     def iteration(state: TrainState):
         key, rollout_key, learn_key = jax.random.split(state.key, 3)
-        batch, env_state, obs, info = scan_rollout(agent.act, state.agent.params, env, state.env_state,
-                                                   state.obs, rollout_key, num_steps, agent.record_env_state)
+        batch, env_state, obs, info, obs_stats = normalized_scan_rollout(
+            agent.act, state.agent.params, env, state.env_state, state.obs, state.obs_stats, rollout_key, num_steps,
+            agent.record_env_state, NORMALIZE_CLIP)
+        reward_scale = state.reward_scale
+        if reward_scale is not None:
+            reward_scale, scaled = scale_rewards(reward_scale, batch.reward, batch.terminated | batch.truncated, gamma,
+                                                 NORMALIZE_CLIP)
+            batch = batch.replace(reward=scaled)
         if agent.record_env_state:  # the agent sees the states of the env it was built for, not the wrapper's
             batch = batch.replace(env_state=batch.env_state.inner)
         agent_state, metrics = agent.learn(state.agent, batch, learn_key)
         last_length = jnp.where(info["last_length"][-1] > 0, info["last_length"][-1], jnp.nan)
         metrics = {"episode_return_mean": jnp.nanmean(info["last_return"][-1]),
                    "episode_length_mean": jnp.nanmean(last_length),
-                   **metrics}
-        return TrainState(agent_state, env_state, obs, key), metrics
+                   **metrics,
+                   HEALTH: nonfinite_code(agent_state.params, metrics, batch)}
+        return TrainState(agent_state, env_state, obs, key, obs_stats, reward_scale), metrics
 
     return init, iteration
 
 
-@dataclass
-class TrainResult:
-    """What a run produced: final states (leading seed axis), timings and whether it finished."""
+class Driver(NamedTuple):
+    """A rollout backend for all seeds of a run (see the module docstring for each function)."""
 
-    state: TrainState
-    iterations_done: int
-    compile_seconds: float
-    train_seconds: float
-    interrupted: bool
-
-
-def default_chunk_iterations(num_iterations: int, target_chunks: int = 20) -> int:
-    """Iterations per compiled chunk: about `target_chunks` chunks per run, preferring a divisor of
-    `num_iterations` (then no iteration of the last chunk is masked off)."""
-    target = max(1, math.ceil(num_iterations / target_chunks))
-    divisors = [d for d in range(max(1, target // 2), 2 * target + 1) if num_iterations % d == 0]
-    return min(divisors, key=lambda d: abs(d - target)) if divisors else target
+    init: Callable[[], Any]
+    compile: Callable[[Any], None]
+    run: Callable[[Any, int, int, Callable[[], bool]], tuple[Any, dict, int]]
+    restart: Callable[[Any, int], Any]
+    evaluate: Callable[[Any, int], np.ndarray]
+    policy: Callable[[Any], tuple[Any, Any]]
+    """state -> (params [S], obs_stats [S] or None): what acting needs."""
+    close: Callable[[], None]
+    seeds: tuple[int, ...]
+    jittable: bool
 
 
-def train(agent: Agent, env: JaxEnv, *, num_envs: int, num_steps: int, num_iterations: int,
-          seeds: Sequence[int], chunk_iterations: int | None = None,
-          on_chunk: Callable[[int, dict[str, np.ndarray]], None] | None = None) -> TrainResult:
-    """Train one agent per seed, all seeds vmapped in one compiled program.
+def check_seeds(seeds: Sequence[int]) -> list[int]:
+    """The seeds as ints; each must lie in [0, 2³²) (a PRNG seed is 32 bits: 2³² would equal 0)."""
+    from pgax.errors import ConfigError
 
-    Args:
-        num_iterations: rollout-update iterations per seed (each num_envs × num_steps env steps).
-        seeds: integer seeds; seed s starts from `jax.random.PRNGKey(s)`.
-        chunk_iterations: iterations per compiled `lax.scan` chunk (default: ~50 chunks per run).
-        on_chunk: called after each chunk with (iterations done so far, metrics as numpy arrays of
-            shape [num_seeds, iterations in the chunk]).
-    Returns:
-        TrainResult; on KeyboardInterrupt the result holds the last completed chunk's state.
+    out = [int(s) for s in seeds]
+    bad = [s for s in out if not 0 <= s < 2 ** 32]
+    if bad:
+        raise ConfigError(f"seed {bad[0]} is outside [0, 2^32); seeds are 32-bit, choose seeds in that range")
+    return out
+
+
+def eval_keys(seeds: Sequence[int]) -> jax.Array:
+    """[S, 2] evaluation keys, each derived from its seed alone."""
+    return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), EVAL_STREAM) for s in seeds])
+
+
+def jax_driver(agent: Agent, env: JaxEnv, *, num_envs: int, num_steps: int, seeds: Sequence[int],
+               chunk_iterations: int, normalize_obs: bool = False, normalize_reward: bool = False,
+               gamma: float = 0.99) -> Driver:
+    """The driver of JAX-native envs: the chunk of up to `chunk_iterations` iterations is one
+    compiled program for every seed (state leaves [S, ...]); `run(state, start, count)` runs the
+    first `count` of them."""
+    seeds = tuple(check_seeds(seeds))
+    init_one, iteration = make_iteration(agent, env, num_envs, num_steps, normalize_obs=normalize_obs,
+                                         normalize_reward=normalize_reward, gamma=gamma)
+    K = int(chunk_iterations)
+    programs: dict = {}
+
+    def init():
+        # Each seed is initialised by the same single-seed program and the states are stacked. A
+        # vmapped init (batched QR of the orthogonal initialiser through LAPACK) intermittently wedged
+        # XLA's CPU thread pool (every worker idle, the call never returning).
+        one = jax.jit(init_one)
+        per_seed = [one(jax.random.PRNGKey(s)) for s in seeds]
+        return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *per_seed)
+
+    def chunk_program(state):
+        metrics_shape = jax.eval_shape(iteration, jax.tree_util.tree_map(lambda x: x[0], state))[1]
+
+        def skip(s):
+            return s, jax.tree_util.tree_map(
+                lambda m: jnp.full(m.shape, jnp.nan if jnp.issubdtype(m.dtype, jnp.floating) else 0, m.dtype),
+                metrics_shape)
+
+        def run_chunk(s, count):
+            # `i < count` is the same for every seed, so under vmap this stays a real branch.
+            return jax.lax.scan(lambda s, i: jax.lax.cond(i < count, iteration, skip, s), s, jnp.arange(K))
+
+        return jax.jit(jax.vmap(run_chunk, in_axes=(0, None))).lower(state, jnp.int32(K)).compile()
+
+    def compile(state):
+        if "chunk" not in programs:
+            programs["chunk"] = chunk_program(state)
+
+    def run(state, start, count, stop):
+        compile(state)
+        count = max(1, min(int(count), K))
+        state, metrics = programs["chunk"](state, jnp.int32(count))
+        return state, {k: v[:, :count] for k, v in metrics.items()}, count
+
+    def evaluate_(state, episodes):
+        return evaluate(agent, env, state.agent.params, seeds, episodes, obs_stats=state.obs_stats)
+
+    return Driver(init, compile, run, lambda state, done: state, evaluate_,
+                  lambda state: (state.agent.params, state.obs_stats), lambda: None, seeds, True)
+
+
+def evaluate(agent: Agent, env, params: Any, seeds: Sequence[int], episodes: int, obs_stats: Any = None,
+             deterministic: bool = True, **host_options) -> np.ndarray:
+    """Evaluation: returns [S, episodes] undiscounted episode returns, S = len(seeds).
+
+    `params` (and `obs_stats`, the normalisation statistics used frozen; None: raw observations) have
+    a leading seed axis. Each of `episodes` env copies per seed runs one episode with the mode of the
+    policy (`deterministic`), or sampling from it. JAX-native env: at most `env.max_episode_steps` steps, the copies reset and stepped with
+    keys from `fold_in(PRNGKey(seed), EVAL_STREAM)`, so a seed's evaluation does not depend on the
+    other seeds of its run. Gymnasium env: see `evaluate_gymnasium` (`host_options` go there).
     """
-    init, iteration = make_iteration(agent, env, num_envs, num_steps)
-    chunk = chunk_iterations or default_chunk_iterations(num_iterations)
-
-    t0 = time.perf_counter()
-    # Each seed is initialised by the same single-seed program and the states are stacked. A
-    # vmapped init (batched QR of the orthogonal initialiser through LAPACK) intermittently wedged
-    # XLA's CPU thread pool here (jaxlib 0.10.2: every worker idle, the call never returning).
-    init_one = jax.jit(init)
-    per_seed = [init_one(jax.random.PRNGKey(int(s))) for s in seeds]
-    state = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *per_seed)
-    metrics_shape = jax.eval_shape(iteration, jax.tree_util.tree_map(lambda x: x[0], state))[1]
-
-    def skip(s):
-        return s, jax.tree_util.tree_map(lambda m: jnp.full(m.shape, jnp.nan, m.dtype), metrics_shape)
-
-    def run_chunk(s, start):
-        if num_iterations % chunk == 0:
-            return jax.lax.scan(lambda s, _: iteration(s), s, None, length=chunk)
-
-        def body(s, i):
-            # Masks the iterations past the budget in the last chunk. `start + i` is the same for
-            # every seed, so under vmap this stays a real branch, not a select.
-            return jax.lax.cond(start + i < num_iterations, iteration, skip, s)
-
-        return jax.lax.scan(body, s, jnp.arange(chunk))
-
-    compiled = jax.jit(jax.vmap(run_chunk, in_axes=(0, None))).lower(state, 0).compile()
-    jax.block_until_ready(state)
-    compile_seconds = time.perf_counter() - t0
-
-    # Each chunk is dispatched (asynchronously) before the previous chunk's metrics are fetched and
-    # handed to `on_chunk`, so host-side logging overlaps with training wherever dispatch is
-    # asynchronous (GPU; on the CPU pgax turns async dispatch off, see pgax/__init__.py). `completed_state` is the
-    # state after the last chunk whose metrics were delivered: what an interrupted run keeps.
-    completed_state, completed, done, in_flight, interrupted = state, 0, 0, None, False
-    t_start = time.perf_counter()
-    try:
-        while True:
-            launched = None
-            if done < num_iterations:
-                count = min(chunk, num_iterations - done)
-                state, metrics = compiled(state, done)
-                done += count
-                launched = (state, metrics, done, count)
-            if in_flight is not None:
-                chunk_state, metrics, chunk_done, count = in_flight
-                metrics = jax.device_get(metrics)
-                completed_state, completed = chunk_state, chunk_done
-                if on_chunk is not None:
-                    on_chunk(chunk_done, {k: np.asarray(v)[:, :count] for k, v in metrics.items()})
-            if launched is None:
-                break
-            in_flight = launched
-    except KeyboardInterrupt:
-        interrupted = True
-    train_seconds = time.perf_counter() - t_start
-    return TrainResult(completed_state, completed, compile_seconds, train_seconds, interrupted)
+    seeds = check_seeds(seeds)
+    if not isinstance(env, JaxEnv):
+        return evaluate_gymnasium(agent, env, params, obs_stats, seeds, episodes, deterministic=deterministic,
+                                  **host_options)
+    program = _evaluation_program(agent, env, int(episodes), bool(deterministic))
+    return np.asarray(program(params, obs_stats, eval_keys(seeds)))
 
 
-def evaluate(agent: Agent, env: JaxEnv, params: Any, key: jax.Array, episodes: int) -> np.ndarray:
-    """Deterministic evaluation: returns [num_seeds, episodes] undiscounted episode returns.
+@functools.lru_cache(maxsize=16)
+def _evaluation_program(agent: Agent, env: JaxEnv, episodes: int, deterministic: bool):
+    """The jitted, seed-vmapped evaluation `(params [S], obs_stats [S] | None, keys [S]) -> returns [S, E]`,
+    built once per (agent, env, episodes) so that periodic evaluations reuse one program."""
+    from pgax.envs.normalize import normalize_obs
 
-    `params` has a leading seed axis. Each of `episodes` environments per seed runs one episode
-    with the mode of the policy, for at most `env.max_episode_steps` steps.
-    """
-
-    def one_seed(params, key):
+    def one_seed(params, stats, key):
         reset_key, step_key = jax.random.split(key)
         obs, env_state = vector_reset(env, reset_key, episodes)
 
         def step(carry, k):
             env_state, obs, total, finished = carry
-            action = agent.act_deterministic(params, obs)
-            t = jax.vmap(env.step)(jax.random.split(k, episodes), env_state, action)
+            seen = obs if stats is None else normalize_obs(stats, obs, NORMALIZE_CLIP)
+            act_key, env_key = jax.random.split(k)
+            action = agent.act_deterministic(params, seen) if deterministic else agent.act(params, seen, act_key)[0]
+            t = jax.vmap(env.step)(jax.random.split(env_key, episodes), env_state, action)
             total = total + jnp.where(finished, 0.0, t.reward)
             finished = finished | t.terminated | t.truncated
             return (t.state, t.obs, total, finished), None
@@ -181,22 +250,199 @@ def evaluate(agent: Agent, env: JaxEnv, params: Any, key: jax.Array, episodes: i
         (_, _, total, _), _ = jax.lax.scan(step, init, jax.random.split(step_key, env.max_episode_steps))
         return total
 
-    num_seeds = jax.tree_util.tree_leaves(params)[0].shape[0]
-    returns = jax.jit(jax.vmap(one_seed))(params, jax.random.split(key, num_seeds))
-    return np.asarray(returns)
+    return jax.jit(jax.vmap(one_seed))
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: final states (leading seed axis), counts, timings and how it ended.
+
+    state: the state after the last completed chunk (the last finite one when `nonfinite` is set).
+    nonfinite: None, or NonFinite describing the first chunk with a non-finite value.
+    error: None, or the exception that stopped the run (the completed chunks are kept).
+    stopped: the run was asked to stop (`stop()` returned True) before its budget was spent.
+    """
+
+    state: Any
+    iterations_done: int
+    compile_seconds: float
+    train_seconds: float
+    interrupted: bool
+    nonfinite: NonFinite | None = None
+    error: BaseException | None = None
+    stopped: bool = False
+    seeds: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """The first iteration (1-based, counted from the run's start) with a non-finite value, the seeds
+    that had one, and what: a subset of ("parameters", "losses", "env outputs")."""
+
+    iteration: int
+    seeds: tuple[int, ...]
+    what: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"non-finite {' and '.join(self.what)} at iteration {self.iteration} (seed {', '.join(map(str, self.seeds))})"
+
+
+def find_nonfinite(health: np.ndarray, seeds: Sequence[int], first_iteration: int) -> NonFinite | None:
+    """health [S, k] HEALTH codes of the iterations first_iteration … first_iteration + k − 1."""
+    health = np.asarray(health)
+    bad = np.flatnonzero(health.any(axis=0))
+    if bad.size == 0:
+        return None
+    j = int(bad[0])
+    column = health[:, j]
+    what = tuple(name for bit, name in ((NONFINITE_PARAMS, "parameters"), (NONFINITE_LOSS, "losses"),
+                                        (NONFINITE_ENV, "env outputs")) if np.any(column & bit))
+    return NonFinite(first_iteration + j, tuple(int(s) for s, c in zip(seeds, column) if c), what)
+
+
+def default_chunk_iterations(num_iterations: int, target_chunks: int = 20) -> int:
+    """Iterations per compiled chunk: about `target_chunks` chunks per run, preferring a divisor of
+    `num_iterations` (then every chunk is full)."""
+    target = max(1, math.ceil(num_iterations / target_chunks))
+    divisors = [d for d in range(max(1, target // 2), 2 * target + 1) if num_iterations % d == 0]
+    return min(divisors, key=lambda d: abs(d - target)) if divisors else target
+
+
+def train_loop(driver: Driver, state: Any, *, start: int, num_iterations: int, chunk_iterations: int,
+               chunk_seconds: float | None = None,
+               on_chunk: Callable[[int, dict[str, np.ndarray], Any], None] | None = None,
+               stop: Callable[[], bool] | None = None, align: Sequence[int] = ()) -> TrainResult:
+    """Run `driver` from `state` (after `start` iterations) until `num_iterations` are done.
+
+    Chunks hold `chunk_iterations` iterations; with `chunk_seconds` the chunk size adapts so that a
+    chunk takes about that long (starting from one iteration), so a stop request is answered
+    within about that time. Each chunk is dispatched before the previous chunk's metrics are
+    fetched, so host-side work overlaps training wherever dispatch is asynchronous (GPU).
+    `on_chunk(iterations done, metrics {name: [S, k]} without HEALTH, state after the chunk)` is
+    called once per completed chunk. A chunk with a non-finite value is still handed to on_chunk,
+    then the run stops with `nonfinite` set and the state before that chunk. KeyboardInterrupt and
+    exceptions (in the driver or in on_chunk) stop the run keeping the last completed chunk.
+    `align`: periods (in iterations) whose multiples every chunk ends on rather than crosses
+    (periodic evaluation and checkpoints see the state at exactly those iterations). on_chunk is
+    called with state None for a chunk with a non-finite value.
+    """
+    t_start = time.perf_counter()
+    completed_state, completed = state, start
+    done, in_flight = start, None
+    count = 1 if chunk_seconds else chunk_iterations
+    last_delivery = time.perf_counter()
+    result = dict(interrupted=False, nonfinite=None, error=None, stopped=False)
+    try:
+        while True:
+            launched = None
+            if done < num_iterations and not result["stopped"]:
+                if stop is not None and stop():
+                    result["stopped"] = True
+                else:
+                    want = min([count, num_iterations - done, chunk_iterations]
+                               + [p - done % p for p in align if p > 0])
+                    state, metrics, k = driver.run(state, done, want, stop or (lambda: False))
+                    launched = (state, metrics, done + k, k)
+                    done += k
+            if in_flight is not None:
+                chunk_state, metrics, chunk_done, k = in_flight
+                metrics = {name: np.asarray(v) for name, v in jax.device_get(metrics).items()}
+                health = metrics.pop(HEALTH, None)
+                bad = None if health is None else find_nonfinite(health, driver.seeds, chunk_done - k + 1)
+                if bad is None:  # a delivered chunk is kept, even if on_chunk then raises
+                    completed_state, completed = chunk_state, chunk_done
+                if on_chunk is not None:
+                    on_chunk(chunk_done, metrics, chunk_state if bad is None else None)
+                if bad is not None:
+                    result["nonfinite"] = bad
+                    break
+                now = time.perf_counter()
+                if chunk_seconds:
+                    elapsed, last_delivery = now - last_delivery, now
+                    if elapsed > chunk_seconds:
+                        count = max(1, int(k * chunk_seconds / elapsed))
+                    elif elapsed < chunk_seconds / 4:
+                        count = min(chunk_iterations, 2 * max(count, k))
+            if launched is None:
+                break
+            in_flight = launched
+    except KeyboardInterrupt:
+        result["interrupted"] = True
+    except Exception as e:  # noqa: BLE001 - handed to the caller with the completed chunks
+        result["error"] = e
+    return TrainResult(completed_state, completed, 0.0, time.perf_counter() - t_start, **result, seeds=driver.seeds)
+
+
+def make_driver(agent: Agent, env, *, num_envs: int, num_steps: int, seeds: Sequence[int], chunk_iterations: int,
+                normalize_obs: bool = False, normalize_reward: bool = False, gamma: float = 0.99,
+                asynchronous: bool = False, num_workers: int | None = None) -> Driver:
+    """`jax_driver` for a `JaxEnv`, `host_driver` for a Gymnasium env (`asynchronous`, `num_workers`:
+    its vector env, see `pgax.envs.gymnasium_env.make_vector`)."""
+    if isinstance(env, JaxEnv):
+        return jax_driver(agent, env, num_envs=num_envs, num_steps=num_steps, seeds=seeds,
+                          chunk_iterations=chunk_iterations, normalize_obs=normalize_obs,
+                          normalize_reward=normalize_reward, gamma=gamma)
+    return host_driver(agent, env, num_envs=num_envs, num_steps=num_steps, seeds=seeds,
+                       normalize_obs=normalize_obs, normalize_reward=normalize_reward, gamma=gamma,
+                       asynchronous=asynchronous, num_workers=num_workers)
+
+
+def train(agent: Agent, env, *, num_envs: int, num_steps: int, num_iterations: int, seeds: Sequence[int],
+          chunk_iterations: int | None = None,
+          on_chunk: Callable[[int, dict[str, np.ndarray]], None] | None = None,
+          normalize_obs: bool = False, normalize_reward: bool = False, gamma: float = 0.99,
+          asynchronous: bool = False, num_workers: int | None = None) -> TrainResult:
+    """Train one agent per seed, all seeds together: a `JaxEnv` through `jax_driver` (one compiled,
+    seed-vmapped program), a Gymnasium env (`pgax.envs.gymnasium_env.GymnasiumEnv`) through
+    `host_driver`.
+
+    Args:
+        num_iterations: rollout-update iterations per seed (each num_envs × num_steps env steps).
+        seeds: integer seeds in [0, 2³²); seed s starts from `jax.random.PRNGKey(s)`; a seed's run
+            does not depend on which other seeds run beside it.
+        chunk_iterations: iterations per chunk (default: about 20 chunks per run).
+        on_chunk: called after each chunk with (iterations done so far, metrics as numpy arrays of
+            shape [num_seeds, iterations in the chunk]).
+        normalize_obs, normalize_reward, gamma: running observation normalisation and reward
+            scaling by the std of the γ-discounted return (`pgax.envs.normalize`, clip 10); the
+            statistics are in the final state (`obs_stats`, `reward_scale`; for Gymnasium envs
+            `state.rollout.obs_stats` / `.reward_scale`).
+        asynchronous, num_workers: the Gymnasium vector env (`pgax.envs.gymnasium_env.make_vector`).
+    Returns:
+        TrainResult; on KeyboardInterrupt the result holds the last completed chunk's state.
+        An exception in the driver is re-raised (after closing the envs).
+    """
+    chunk = chunk_iterations or default_chunk_iterations(num_iterations)
+    t0 = time.perf_counter()
+    driver = make_driver(agent, env, num_envs=num_envs, num_steps=num_steps, seeds=seeds, chunk_iterations=chunk,
+                         normalize_obs=normalize_obs, normalize_reward=normalize_reward, gamma=gamma,
+                         asynchronous=asynchronous, num_workers=num_workers)
+    try:
+        state = driver.init()
+        driver.compile(state)
+        jax.block_until_ready(state)
+        compile_seconds = time.perf_counter() - t0
+        result = train_loop(driver, state, start=0, num_iterations=num_iterations, chunk_iterations=chunk,
+                            on_chunk=None if on_chunk is None else (lambda done, m, _: on_chunk(done, m)))
+    finally:
+        driver.close()
+    if result.error is not None:
+        raise result.error
+    result.compile_seconds = compile_seconds
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
-# The host training loop: Gymnasium environments through the host rollout driver.
+# The host driver: Gymnasium environments through the host rollout driver.
 # ---------------------------------------------------------------------------------------------
 
 
 @struct.dataclass
 class HostTrainState:
-    """What `train_host` carries per seed (every leaf has a leading seed axis [S]).
+    """What the host driver carries per seed (every leaf has a leading seed axis [S]).
 
     agent: AgentState; rollout: HostRolloutState (current observations, normalisation statistics,
-    episode statistics); key: PRNG key. `rollout.obs_stats` / `rollout.reward_scale` are the saved
+    episode statistics); key: PRNG key. `rollout.obs_stats` / `rollout.reward_scale` are the
     normalisation statistics (None when off); evaluation uses obs_stats frozen."""
 
     agent: AgentState
@@ -210,33 +456,22 @@ def host_env_seeds(seeds: Sequence[int], num_envs: int, offset: int = 0) -> list
     return [offset + int(s) * num_envs + i for s in seeds for i in range(num_envs)]
 
 
-def train_host(agent: Agent, env, *, num_envs: int, num_steps: int, num_iterations: int, seeds: Sequence[int],
-               chunk_iterations: int | None = None,
-               on_chunk: Callable[[int, dict[str, np.ndarray]], None] | None = None,
-               asynchronous: bool = False, num_workers: int | None = None, normalize_obs: bool = False,
-               normalize_reward: bool = False, gamma: float = 0.99) -> TrainResult:
-    """Train one agent per seed on a Gymnasium env (`pgax.envs.gymnasium_env.GymnasiumEnv`) with
-    the host rollout driver; the counterpart of `train` for environments that are not JAX.
+RESTART_SEED_OFFSET = 2_000_000
+"""A resumed Gymnasium run resets its envs with seeds RESTART_SEED_OFFSET + iterations done + s·N + i."""
 
-    All seeds share one Gymnasium vector env of S × N copies (S = len(seeds), N = num_envs; seed
-    s owns N of them, reset with seeds s·N + i), so each vector step is one jitted policy call for
-    every seed, and one iteration is the host rollout of num_steps steps followed by the agent's
-    jitted `learn` vmapped over seeds (each seed learns from its own [T, N] batch only, exactly as
-    in `train`). Per-seed results do not depend on which other seeds run beside it.
 
-    Args (as `train`, plus):
-        asynchronous: step the copies in this process and `num_workers` worker processes at once
-            (`pgax.envs.workers.WorkerVectorEnv`; num_workers = S × N: a worker per copy, this
-            process only runs the policy; default `pgax.envs.workers.default_num_workers`).
-        normalize_obs, normalize_reward: running observation normalisation and reward scaling
-            (`pgax.envs.normalize`, clip 10); the statistics are in `result.state.rollout`.
-        gamma: discount of the return whose running std scales the rewards.
-    Metrics per iteration: the agent's, plus `episode_return_mean` / `episode_length_mean` (mean
-    over a seed's envs of the last completed episode's raw return / length; NaN before one ends).
-    `on_chunk(iterations done, metrics [S, k])` is called every `chunk_iterations` iterations.
-    Returns TrainResult; compile_seconds covers resetting the envs and compiling the jitted parts,
-    train_seconds the iterations. On KeyboardInterrupt the result holds the state after the last
-    completed iteration (whose metrics were all handed to `on_chunk`).
+def host_driver(agent: Agent, env, *, num_envs: int, num_steps: int, seeds: Sequence[int],
+                normalize_obs: bool = False, normalize_reward: bool = False, gamma: float = 0.99,
+                asynchronous: bool = False, num_workers: int | None = None) -> Driver:
+    """The driver of Gymnasium envs (`pgax.envs.gymnasium_env.GymnasiumEnv`).
+
+    All seeds share one Gymnasium vector env of S × N copies (S = len(seeds), N = num_envs; seed s
+    owns N of them, reset with seeds s·N + i), so each vector step is one jitted policy call for
+    every seed (`pgax.rollout.make_host_driver`), and one iteration is the host rollout of
+    num_steps steps followed by the agent's jitted `learn` vmapped over seeds (each seed learns
+    from its own [T, N] batch only, as with `jax_driver`). `run` checks `stop()` between iterations.
+    `restart` resets the envs afresh (a Gymnasium env's state cannot be saved) keeping the agent,
+    its key and the normalisation statistics.
     """
     from pgax.envs.gymnasium_env import make_vector
     from pgax.errors import ConfigError
@@ -245,70 +480,82 @@ def train_host(agent: Agent, env, *, num_envs: int, num_steps: int, num_iteratio
     if agent.record_env_state:
         raise ConfigError("this algorithm restarts rollouts from recorded JAX env states, which a Gymnasium env "
                           "cannot provide; use a JAX-native env (pgax list) with --driver jax")
-    seeds = [int(s) for s in seeds]
+    seeds = tuple(check_seeds(seeds))
     S = len(seeds)
-    chunk = chunk_iterations or default_chunk_iterations(num_iterations)
+    rollout_driver = make_host_driver(agent.act, env, S, num_envs, normalize_obs=normalize_obs,
+                                      normalize_reward=normalize_reward, gamma=gamma)
+    holder: dict = {}
+    split3 = jax.jit(jax.vmap(lambda k: tuple(jax.random.split(k, 3))))
 
-    t0 = time.perf_counter()
-    driver = make_host_driver(agent.act, env, S, num_envs, normalize_obs=normalize_obs,
-                              normalize_reward=normalize_reward, gamma=gamma)
-    vector_env = make_vector(env, S * num_envs, asynchronous, num_workers)
-    try:
-        rollout_state = driver.reset(vector_env, host_env_seeds(seeds, num_envs))
+    def learn_one(agent_state, batch, key, last_return, last_length):
+        agent_state, metrics = agent.learn(agent_state, batch, key)
+        return agent_state, {"episode_return_mean": jnp.nanmean(last_return),
+                             "episode_length_mean": jnp.nanmean(jnp.where(last_length > 0, last_length, jnp.nan)),
+                             **metrics, HEALTH: nonfinite_code(agent_state.params, metrics, batch)}
+
+    learn_all = jax.jit(jax.vmap(learn_one))
+
+    def vector_env():
+        if "env" not in holder:
+            holder["env"] = make_vector(env, S * num_envs, asynchronous, num_workers)
+        return holder["env"]
+
+    def init():
+        rollout_state = rollout_driver.reset(vector_env(), host_env_seeds(seeds, num_envs))
         init_one = jax.jit(lambda key, obs: _host_init(agent, key, obs))
         per_seed = [init_one(jax.random.PRNGKey(s), rollout_state.obs[i, 0]) for i, s in enumerate(seeds)]
         agent_state, keys = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *per_seed)
-        state = HostTrainState(agent_state, rollout_state, keys)
+        return HostTrainState(agent_state, rollout_state, keys)
 
-        split3 = jax.jit(jax.vmap(lambda k: tuple(jax.random.split(k, 3))))
+    def compile(state):
+        if "learn" in holder:
+            return
+        # One rollout compiles the per-step calls and gives the batch's shapes for the learn step;
+        # its statistics are discarded and the envs are reset again, so a run is reproducible.
+        _, rollout_key, _ = split3(state.key)
+        batch, _ = rollout_driver.rollout(state.agent.params, state.rollout, vector_env(), rollout_key, num_steps)
+        episodes = state.rollout.episodes
+        holder["learn"] = learn_all.lower(state.agent, batch, state.key, episodes.last_return,
+                                          episodes.last_length).compile()
+        holder["reset_needed"] = True
 
-        def learn_one(agent_state, batch, key, last_return, last_length):
-            agent_state, metrics = agent.learn(agent_state, batch, key)
-            metrics = {"episode_return_mean": jnp.nanmean(last_return),
-                       "episode_length_mean": jnp.nanmean(jnp.where(last_length > 0, last_length, jnp.nan)),
-                       **metrics}
-            return agent_state, metrics
+    def fresh(state, offset, keep_statistics):
+        keep = state.rollout if keep_statistics and (normalize_obs or normalize_reward) else None
+        return state.replace(rollout=rollout_driver.reset(vector_env(), host_env_seeds(seeds, num_envs, offset), keep))
 
-        learn_all = jax.jit(jax.vmap(learn_one))
-        # Compile everything ahead of the timed loop: one rollout (its statistics are discarded,
-        # the env continues from where it got to) and the learn step on its batch's shapes.
-        _, rollout_key, _ = split3(keys)
-        batch, _ = driver.rollout(agent_state.params, rollout_state, vector_env, rollout_key, num_steps)
-        episodes = rollout_state.episodes
-        learn_all = learn_all.lower(agent_state, batch, keys, episodes.last_return, episodes.last_length).compile()
-        # The warm-up rollout moved the vector env on: re-reset it so that a run is reproducible.
-        state = state.replace(rollout=driver.reset(vector_env, host_env_seeds(seeds, num_envs)))
-        compile_seconds = time.perf_counter() - t0
+    def run(state, start, count, stop):
+        compile(state)
+        if holder.pop("reset_needed", False):
+            state = fresh(state, 0, False) if start == 0 else fresh(state, RESTART_SEED_OFFSET + start, True)
+        collected = []
+        for _ in range(count):
+            keys, rollout_key, learn_key = split3(state.key)
+            batch, rollout_state = rollout_driver.rollout(state.agent.params, state.rollout, vector_env(), rollout_key,
+                                                          num_steps)
+            agent_state, metrics = holder["learn"](state.agent, batch, learn_key, rollout_state.episodes.last_return,
+                                                   rollout_state.episodes.last_length)
+            state = HostTrainState(agent_state, rollout_state, keys)
+            collected.append({k: np.asarray(v) for k, v in jax.device_get(metrics).items()})
+            if stop():
+                break
+        return state, {k: np.stack([m[k] for m in collected], axis=1) for k in collected[0]}, len(collected)
 
-        completed_state, completed, interrupted = state, 0, False
-        pending: list[dict[str, np.ndarray]] = []
+    def restart(state, done):
+        compile(state)
+        holder.pop("reset_needed", None)
+        return fresh(state, RESTART_SEED_OFFSET + done, True)
 
-        def deliver():
-            chunk_metrics = list(pending)
-            pending.clear()  # each iteration's metrics are handed over once, even if on_chunk raises
-            if chunk_metrics and on_chunk is not None:
-                on_chunk(completed, {k: np.stack([m[k] for m in chunk_metrics], axis=1) for k in chunk_metrics[0]})
+    def evaluate_(state, episodes):
+        return evaluate_gymnasium(agent, env, state.agent.params, state.rollout.obs_stats, seeds, episodes,
+                                  asynchronous=asynchronous,
+                                  num_workers=None if num_workers is None else min(num_workers, S * episodes))
 
-        t_start = time.perf_counter()
-        try:
-            for it in range(num_iterations):
-                keys, rollout_key, learn_key = split3(state.key)
-                batch, rollout_state = driver.rollout(state.agent.params, state.rollout, vector_env, rollout_key,
-                                                      num_steps)
-                agent_state, metrics = learn_all(state.agent, batch, learn_key, rollout_state.episodes.last_return,
-                                                 rollout_state.episodes.last_length)
-                state = HostTrainState(agent_state, rollout_state, keys)
-                pending.append({k: np.asarray(v) for k, v in jax.device_get(metrics).items()})
-                completed_state, completed = state, it + 1
-                if completed % chunk == 0 or completed == num_iterations:
-                    deliver()
-        except KeyboardInterrupt:
-            interrupted = True
-            deliver()
-        train_seconds = time.perf_counter() - t_start
-    finally:
-        _close_quietly(vector_env)
-    return TrainResult(completed_state, completed, compile_seconds, train_seconds, interrupted)
+    def close():
+        if "env" in holder:
+            _close_quietly(holder.pop("env"))
+
+    return Driver(init, compile, run, restart, evaluate_, lambda state: (state.agent.params, state.rollout.obs_stats),
+                  close, seeds, False)
 
 
 def _close_quietly(vector_env) -> None:
@@ -320,19 +567,20 @@ def _close_quietly(vector_env) -> None:
 
 
 def _host_init(agent: Agent, key: jax.Array, obs: jax.Array):
-    agent_key, _, run_key = jax.random.split(key, 3)  # the same split as `train`'s init
+    agent_key, _, run_key = jax.random.split(key, 3)  # the same split as the JAX driver's init
     return agent.init(agent_key, obs), run_key
 
 
-def evaluate_host(agent: Agent, env, params: Any, obs_stats: Any, seeds: Sequence[int], episodes: int,
-                  asynchronous: bool = False, max_steps: int | None = None,
-                  num_workers: int | None = None) -> np.ndarray:
-    """Deterministic evaluation on a Gymnasium env: returns [num_seeds, episodes] undiscounted returns.
+def evaluate_gymnasium(agent: Agent, env, params: Any, obs_stats: Any, seeds: Sequence[int], episodes: int,
+                       asynchronous: bool = False, max_steps: int | None = None,
+                       num_workers: int | None = None, deterministic: bool = True) -> np.ndarray:
+    """Evaluation on a Gymnasium env: returns [num_seeds, episodes] undiscounted returns.
 
     `params` and `obs_stats` (None: no normalisation) have a leading seed axis; the statistics are
     used frozen. Each seed runs `episodes` env copies (reset seeds 1_000_000 + s·episodes + i, apart
-    from training's) for one episode each with the mode of the policy, for at most `max_steps`
-    steps (default: the env's time limit, or 10,000 when it has none).
+    from training's) for one episode each with the mode of the policy (or sampling from it, keys
+    from each seed's evaluation key, when not `deterministic`), for at most `max_steps` steps
+    (default: the env's time limit, or 10,000 when it has none).
     """
     from pgax.envs.gymnasium_env import make_vector
     from pgax.envs.normalize import normalize_obs
@@ -341,19 +589,23 @@ def evaluate_host(agent: Agent, env, params: Any, obs_stats: Any, seeds: Sequenc
     S, E = len(seeds), episodes
     limit = max_steps or env.max_episode_steps or 10_000
 
-    def act_one(params, stats, obs):
-        return agent.act_deterministic(params, obs if stats is None else normalize_obs(stats, obs))
+    def act_one(params, stats, obs, key, t):
+        seen = obs if stats is None else normalize_obs(stats, obs)
+        if deterministic:
+            return agent.act_deterministic(params, seen)
+        return agent.act(params, seen, jax.random.fold_in(key, t))[0]
 
-    act_all = jax.jit(jax.vmap(act_one))
+    act_all = jax.jit(jax.vmap(act_one, in_axes=(0, 0, 0, 0, None)))
+    keys = eval_keys(seeds)
     workers = None if num_workers is None else min(num_workers, S * E)  # fewer copies than in training: fewer workers
     vector_env = make_vector(env, S * E, asynchronous, workers)
     try:
         raw, _ = vector_env.reset(seed=host_env_seeds(seeds, E, offset=1_000_000))
         total = np.zeros(S * E)
         finished = np.zeros(S * E, bool)
-        for _ in range(limit):
+        for t in range(limit):
             obs = env.obs_to_array(raw).reshape(S, E, -1)
-            action = np.asarray(act_all(params, obs_stats, obs))
+            action = np.asarray(act_all(params, obs_stats, obs, keys, t))
             raw, reward, terminated, truncated, _ = vector_env.step(
                 env.to_env_action(action.reshape((S * E,) + action.shape[2:])))
             total += np.where(finished, 0.0, reward)

@@ -88,13 +88,11 @@ def train_preset(make, config, env, iterations: int, seeds: list[int]):
 def return_scores(agent, env, result, metrics, eval_episodes: int = 0, last: int = 10) -> dict[str, np.ndarray]:
     """{"train_return": mean episode return of the sampling policy over the last `last` iterations,
     "eval_return": deterministic evaluation over `eval_episodes` episodes (when > 0)}, each [num_seeds]."""
-    import jax
-
     from pgax.train import evaluate
 
     scores = {"train_return": np.nanmean(metrics["episode_return_mean"][:, -last:], axis=1)}
     if eval_episodes:
-        returns = evaluate(agent, env, result.state.agent.params, jax.random.PRNGKey(10_000), episodes=eval_episodes)
+        returns = evaluate(agent, env, result.state.agent.params, result.seeds, episodes=eval_episodes)
         scores["eval_return"] = returns.mean(axis=1)
     return scores
 

@@ -24,6 +24,13 @@ from pgax.cli import main
     (["train", "ppo", "--lr", "-1e-3"], "--lr must be positive"),
     (["train", "ppo", "--gamma", "1.5"], "--gamma must lie in [0, 1]"),
     (["train", "ppo", "--activation", "swish"], "--activation 'swish' is not known"),
+    (["train", "ppo", "--seed", "4294967296"], "--seed 4294967296 with --seeds 3 leaves [0, 2^32)"),
+    (["train", "ppo", "--seed", "-1"], "--seed -1 with --seeds 3 leaves [0, 2^32)"),
+    (["train", "ppo", "--steps", "1000000000001"], "is more than 1e+12 steps per seed"),
+    (["train", "ppo", "--steps", "99999999999999999999999"], "is more than 1e+12 steps per seed"),
+    (["train", "ppo", "--chunk-iterations", "100000000"], "--chunk-iterations 100000000 is more than 100000"),
+    (["train", "ppo", "--checkpoint-every", "often"], "--checkpoint-every 'often': give iterations"),
+    (["train", "ppo", "--keep-checkpoints", "0"], "--keep-checkpoints must be a positive integer"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
     code = main(argv + (["--out", str(tmp_path)] if argv[:2] == ["train", "ppo"] else []))
@@ -101,7 +108,9 @@ def test_saved_run_config_repeats_the_run(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ("lrr: 1.0\n", "unknown option 'lrr' for ppo"),
-    ("lr: fast\n", "lr should be like 0.00025, got 'fast'"),
+    ("lr: fast\n", "lr must be a number (like 0.00025), got 'fast'"),
+    ("num_envs: 4.5\n", "num_envs must be a whole number (like 4), got 4.5"),
+    ("hidden_sizes: 64\n", "hidden_sizes must be a list (like (64, 64)), got 64"),
     ("- 1\n- 2\n", "must hold a mapping"),
     ("lr: [1\n", "is not valid YAML"),
     ("algorithm: trpo\nconfig: {lr: 1.0}\n", "is a run of 'trpo', not 'ppo'"),

@@ -65,7 +65,7 @@ def test_evaluate_counts_only_the_first_episode():
     env = counter_env(time_limit=5, terminate_on_action=1)._replace(max_episode_steps=12)
     for action, expected in ((0, 5.0), (1, 1.0)):
         agent = Agent(None, None, lambda p, obs, a=action: jnp.full(obs.shape[0], a, jnp.int32), None)
-        returns = evaluate(agent, env, {"w": jnp.zeros((2, 1))}, seeded_key(0), episodes=3)
+        returns = evaluate(agent, env, {"w": jnp.zeros((2, 1))}, [seed(0), seed(1)], episodes=3)
         assert returns.shape == (2, 3)
         np.testing.assert_allclose(returns, expected)
 

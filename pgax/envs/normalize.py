@@ -11,7 +11,7 @@ Andrychowicz et al. 2021; gym's `NormalizeObservation` / `NormalizeReward` wrapp
 
 Each statistic is a `RunningMeanStd` pytree updated by a pure function (jittable, vmappable), so
 the statistics are part of a run's state: the host driver (`pgax.rollout.host_rollout`) threads
-them through training, `pgax.train.train_host` returns them with the agent, and evaluation uses
+them through training, `pgax.train.train` returns them with the agent, and evaluation uses
 them frozen (`normalize_obs` without `update_obs`). `save_stats` / `load_stats` write them to an
 .npz file next to a run's other outputs.
 """
