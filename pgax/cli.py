@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
                           "(pgax --help)")
     except ConfigError as e:
         return fail(str(e))
+    except KeyboardInterrupt:  # before a run started (env check, parsing) or after it ended: nothing to keep
+        print("pgax: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # the reader went away (`pgax list | head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 1

@@ -334,16 +334,19 @@ def train_loop(driver: Driver, state: Any, *, start: int, num_iterations: int, c
     result = dict(interrupted=False, nonfinite=None, error=None, stopped=False)
     try:
         while True:
-            launched = None
+            launched, launch_failure = None, None
             if done < num_iterations and not result["stopped"]:
                 if stop is not None and stop():
                     result["stopped"] = True
                 else:
                     want = min([count, num_iterations - done, chunk_iterations]
                                + [p - done % p for p in align if p > 0])
-                    state, metrics, k = driver.run(state, done, want, stop or (lambda: False))
-                    launched = (state, metrics, done + k, k)
-                    done += k
+                    try:
+                        state, metrics, k = driver.run(state, done, want, stop or (lambda: False))
+                        launched = (state, metrics, done + k, k)
+                        done += k
+                    except (Exception, KeyboardInterrupt) as e:  # the chunk in flight is still delivered
+                        launch_failure = e
             if in_flight is not None:
                 chunk_state, metrics, chunk_done, k = in_flight
                 metrics = {name: np.asarray(v) for name, v in jax.device_get(metrics).items()}
@@ -363,6 +366,8 @@ def train_loop(driver: Driver, state: Any, *, start: int, num_iterations: int, c
                         count = max(1, int(k * chunk_seconds / elapsed))
                     elif elapsed < chunk_seconds / 4:
                         count = min(chunk_iterations, 2 * max(count, k))
+            if launch_failure is not None:
+                raise launch_failure
             if launched is None:
                 break
             in_flight = launched

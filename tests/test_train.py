@@ -99,3 +99,69 @@ def test_interrupt_keeps_the_completed_chunks():
                  chunk_iterations=2)
     for a, b in zip(leaves(result.state.agent.params), leaves(four.state.agent.params)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------------------------
+# train_loop over a stand-in driver (pure Python: the loop's bookkeeping, nothing compiled)
+# ---------------------------------------------------------------------------------------------
+
+
+def counting_driver(bad_at=None, raise_at=None, seeds=(0, 1)):
+    """State = iterations done; metric "it" = the iteration number; HEALTH set at `bad_at` for seed 1."""
+    from pgax.train import HEALTH, NONFINITE_PARAMS, Driver
+
+    calls = []
+
+    def run(state, start, count, stop):
+        calls.append((start, count))
+        if raise_at is not None and start < raise_at <= start + count:
+            raise RuntimeError("env crashed")
+        its = np.arange(start + 1, start + count + 1)
+        health = np.zeros((len(seeds), count), np.int32)
+        if bad_at is not None and start < bad_at <= start + count:
+            health[1, bad_at - start - 1] = NONFINITE_PARAMS
+        return state + count, {"it": np.stack([its] * len(seeds)).astype(float), HEALTH: health}, count
+
+    driver = Driver(lambda: 0, lambda s: None, run, lambda s, d: s, None, None, lambda: None, tuple(seeds), True)
+    return driver, calls
+
+
+def test_train_loop_delivers_every_iteration_once_and_ends_chunks_on_the_aligned_multiples():
+    from pgax.train import train_loop
+
+    driver, calls = counting_driver()
+    seen = []
+    result = train_loop(driver, 0, start=0, num_iterations=20, chunk_iterations=8, align=[5],
+                        on_chunk=lambda done, m, s: seen.append((done, m["it"][0].tolist(), s)))
+    assert result.iterations_done == 20 and result.state == 20 and result.nonfinite is None
+    assert [c[0] for c in seen] == [5, 10, 15, 20]  # 8-iteration chunks would cross 5, 10, 15
+    assert sum((c[1] for c in seen), []) == list(range(1, 21))
+    assert all(s == done for done, _, s in seen)  # each chunk's state is handed over with it
+    driver, calls = counting_driver()
+    train_loop(driver, 0, start=12, num_iterations=20, chunk_iterations=8, chunk_seconds=1e9)
+    assert calls[0] == (12, 1)  # with a wall-time target the first chunk is one iteration, then they grow
+
+
+def test_train_loop_stops_at_a_non_finite_chunk_and_keeps_the_state_before_it():
+    from pgax.train import train_loop
+
+    driver, _ = counting_driver(bad_at=7)
+    seen = []
+    result = train_loop(driver, 0, start=0, num_iterations=20, chunk_iterations=3,
+                        on_chunk=lambda done, m, s: seen.append((done, s)))
+    assert result.nonfinite.iteration == 7 and result.nonfinite.seeds == (1,)
+    assert result.nonfinite.what == ("parameters",)
+    assert result.iterations_done == 6 and result.state == 6
+    assert seen[-1] == (9, None)  # the bad chunk's rows are delivered, its state is not
+
+
+def test_train_loop_keeps_the_completed_chunks_on_an_error_and_on_a_stop_request():
+    from pgax.train import train_loop
+
+    driver, _ = counting_driver(raise_at=8)
+    result = train_loop(driver, 0, start=0, num_iterations=20, chunk_iterations=3)
+    assert isinstance(result.error, RuntimeError) and result.iterations_done == 6 and result.state == 6
+    driver, _ = counting_driver()
+    requests = iter([False, False, True])
+    result = train_loop(driver, 0, start=0, num_iterations=20, chunk_iterations=3, stop=lambda: next(requests, True))
+    assert result.stopped and result.iterations_done == 6 and not result.interrupted
