@@ -770,11 +770,18 @@ def record_episode(policy: LoadedPolicy, env, deterministic: bool = True, max_st
         if getattr(instance, "render_mode", None) != "rgb_array":
             raise ConfigError(f"--video: {env.name} does not render rgb_array frames; it cannot be recorded")
         obs, _ = instance.reset(seed=0)
-        frames = [instance.render()]
+        try:
+            frames = [np.asarray(instance.render())]
+        except Exception as e:  # noqa: BLE001 - a renderer that is missing (pygame, OpenGL) or broken
+            raise ConfigError(f"--video: {env.name} cannot render here ({type(e).__name__}: "
+                              f"{' '.join(str(e).split())[:200]}); install what it names, or drop --video") from None
+        if frames[0].ndim != 3:
+            raise ConfigError(f"--video: {env.name}.render() gave an array of shape {frames[0].shape}, not an "
+                              "RGB frame [H, W, 3]")
         for _ in range(limit):
             action = policy.act(env.obs_to_array(np.asarray(obs)[None])[0], deterministic=deterministic)
             obs, _, terminated, truncated, _ = instance.step(env.to_env_action(np.asarray(action)[None])[0])
-            frames.append(instance.render())
+            frames.append(np.asarray(instance.render()))
             if terminated or truncated:
                 break
     finally:

@@ -246,6 +246,20 @@ def test_eval_and_load_give_the_trained_policy(two_runs, capsys):
     assert "JAX-native env, which renders no frames" in capsys.readouterr().err
 
 
+def test_eval_records_a_video_of_an_episode(tmp_path, capsys):
+    import imageio
+
+    assert main(["train", "ppo", "--env", f"{MODULE}:Corridor", "--steps", "128", "--seeds", "1",
+                 "--eval-episodes", "0", "--no-progress", "--no-tensorboard", "--out", str(tmp_path), *TINY]) == 0
+    video = tmp_path / "episode.gif"
+    assert main(["eval", str(run_folder(tmp_path)), "--episodes", "1", "--video", str(video)]) == 0
+    assert "mean return 500.0" in capsys.readouterr().out
+    frames = imageio.mimread(video)
+    assert len(frames) == 501 and [int(f[0, 0, 0]) for f in frames[:3]] == [0, 1, 2]
+    assert main(["eval", str(run_folder(tmp_path)), "--video", str(tmp_path / "x.avi")]) == 2
+    assert "name a .gif or .mp4 file" in capsys.readouterr().err
+
+
 def test_periodic_evaluation_writes_eval_csv_and_keeps_the_best_checkpoint(two_runs):
     run_dir = two_runs["ppo"]
     rows = read_metrics(run_dir / "eval.csv")
@@ -297,10 +311,17 @@ def test_a_diverging_run_is_detected_and_stops_with_exit_3(tmp_path, capsys):
 
 
 class Corridor(gymnasium.Env):
-    """A 500-step episode (truncated, never terminated) of a constant observation and reward 1."""
+    """A 500-step episode (truncated, never terminated) of a constant observation and reward 1; it
+    renders 4×4 frames whose red channel is the step count."""
 
     observation_space = gymnasium.spaces.Box(-1.0, 1.0, (3,), np.float32)
     action_space = gymnasium.spaces.Discrete(2)
+    render_mode = "rgb_array"
+
+    def render(self):
+        frame = np.zeros((4, 4, 3), np.uint8)
+        frame[..., 0] = self.t % 256
+        return frame
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
