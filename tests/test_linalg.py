@@ -75,33 +75,38 @@ def test_cg_stops_at_max_iters():
 @pytest.mark.parametrize("space", [Discrete(3), Box.from_bounds((2,), -1.0, 1.0)])
 def test_fisher_vector_product_matches_dense_score_fisher(space):
     """F v via jvp/vjp equals E_s E_a[∇log π ∇log πᵀ] v computed exactly (sum over actions, or
-    the closed-form Gaussian Fisher) on a small network."""
+    the closed-form Gaussian Fisher) on a small network. Both matrices are built in one jitted
+    program (op-by-op, the per-state gradients below compile a few hundred small programs)."""
     policy = mlp_policy(space, (4,))
     obs = jax.random.normal(seeded_key(0), (5, 3))
     params = policy.init(seeded_key(1), obs[0])
-    dist_fn, theta, unravel = linalg.flat_fn(lambda p: policy.apply(p, obs), params)
-    fvp = linalg.fisher_vector_product(lambda p: policy.apply(p, obs), params)
-    n = theta.size
-    dense = linalg.dense_matrix(lambda v: jax.flatten_util.ravel_pytree(fvp(unravel(v)))[0], n)
 
-    if isinstance(space, Discrete):
-        # Exact: F = (1/B) Σ_s Σ_a π(a|s) ∇log π(a|s) ∇log π(a|s)ᵀ.
-        def score(flat, s, a):
-            return policy.apply(unravel(flat), obs[s]).log_prob(a)
-        grads = jnp.stack([jnp.stack([jax.grad(score)(theta, s, a) for a in range(3)]) for s in range(5)])
-        probs = policy.apply(params, obs).probs
-        exact = jnp.einsum("sa,sai,saj->ij", probs, grads, grads) / 5
-    else:
-        # Gaussian: F = (1/B) Σ_s J_sᵀ diag(1/σ², 2) J_s with J the Jacobian of (mean, log σ).
-        def dist_params(flat, s):
-            d = policy.apply(unravel(flat), obs[s])
-            return jnp.concatenate([d.mean, d.log_std])
-        exact = 0.0
-        for s in range(5):
-            j = jax.jacobian(dist_params)(theta, s)
-            sigma2 = jnp.exp(2 * policy.apply(params, obs[s]).log_std)
-            exact = exact + j.T @ jnp.diag(jnp.concatenate([1 / sigma2, 2 * jnp.ones(2)])) @ j
-        exact = exact / 5
+    @jax.jit
+    def both(params):
+        _, theta, unravel = linalg.flat_fn(lambda p: policy.apply(p, obs), params)
+        fvp = linalg.fisher_vector_product(lambda p: policy.apply(p, obs), params)
+        dense = linalg.dense_matrix(lambda v: jax.flatten_util.ravel_pytree(fvp(unravel(v)))[0], theta.size)
+        if isinstance(space, Discrete):
+            # Exact: F = (1/B) Σ_s Σ_a π(a|s) ∇log π(a|s) ∇log π(a|s)ᵀ.
+            def score(flat, s, a):
+                return policy.apply(unravel(flat), obs[s]).log_prob(a)
+            grads = jnp.stack([jnp.stack([jax.grad(score)(theta, s, a) for a in range(3)]) for s in range(5)])
+            probs = policy.apply(params, obs).probs
+            exact = jnp.einsum("sa,sai,saj->ij", probs, grads, grads) / 5
+        else:
+            # Gaussian: F = (1/B) Σ_s J_sᵀ diag(1/σ², 2) J_s with J the Jacobian of (mean, log σ).
+            def dist_params(flat, s):
+                d = policy.apply(unravel(flat), obs[s])
+                return jnp.concatenate([d.mean, d.log_std])
+            exact = 0.0
+            for s in range(5):
+                j = jax.jacobian(dist_params)(theta, s)
+                sigma2 = jnp.exp(2 * policy.apply(params, obs[s]).log_std)
+                exact = exact + j.T @ jnp.diag(jnp.concatenate([1 / sigma2, 2 * jnp.ones(2)])) @ j
+            exact = exact / 5
+        return dense, exact
+
+    dense, exact = both(params)
     np.testing.assert_allclose(dense, exact, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(dense, dense.T, atol=1e-6)
     assert np.linalg.eigvalsh(np.asarray(dense, np.float64)).min() > -1e-5
@@ -111,13 +116,19 @@ def test_fisher_is_hessian_of_mean_kl():
     policy = mlp_policy(Discrete(4), (6,))
     obs = jax.random.normal(seeded_key(4), (8, 2))
     params = policy.init(seeded_key(5), obs[0])
-    _, theta, unravel = linalg.flat_fn(lambda p: p, params)
-    old = policy.apply(params, obs)
-    hessian = jax.hessian(lambda f: old.kl(policy.apply(unravel(f), obs)).mean())(theta)
-    fvp = linalg.fisher_vector_product(lambda p: policy.apply(p, obs), params)
-    v = jax.random.normal(seeded_key(6), theta.shape)
-    fv = jax.flatten_util.ravel_pytree(fvp(unravel(v)))[0]
-    np.testing.assert_allclose(fv, hessian @ v, rtol=1e-3, atol=1e-5)
+    v_key = seeded_key(6)
+
+    @jax.jit  # one program: op by op, the Hessian alone compiles hundreds of small ones
+    def both(params):
+        _, theta, unravel = linalg.flat_fn(lambda p: p, params)
+        old = policy.apply(params, obs)
+        hessian = jax.hessian(lambda f: old.kl(policy.apply(unravel(f), obs)).mean())(theta)
+        fvp = linalg.fisher_vector_product(lambda p: policy.apply(p, obs), params)
+        v = jax.random.normal(v_key, theta.shape)
+        return jax.flatten_util.ravel_pytree(fvp(unravel(v)))[0], hessian @ v
+
+    fv, hv = both(params)
+    np.testing.assert_allclose(fv, hv, rtol=1e-3, atol=1e-5)
 
 
 def test_empirical_fisher_and_dense_solves():
