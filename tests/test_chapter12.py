@@ -30,6 +30,7 @@ def example_batch():
                  truncated=jnp.zeros((3, 2), bool), next_obs=obs, log_prob=jnp.zeros((3, 2)), advantage=to_go)
 
 
+@jax.jit
 def trajectory_scores(theta):
     """∇log p(τ) = Σ_k ∇log π(a_k) per trajectory: [2, 2]."""
     log_p = lambda th, a: POLICY.apply(th, jnp.ones((3, 1))).log_prob(a[:, None]).sum()  # noqa: E731
@@ -142,19 +143,25 @@ def random_discrete_batch(key, T=64, N=4, obs_dim=3):
                  advantage=jax.random.normal(k3, (T, N)) + (action == 0))
 
 
+TRPO_POLICY = mlp_policy(Discrete(3), (16,))
+
+
+@jax.jit
+def trpo_step_and_kl(max_kl, params, batch):
+    """One TRPO update (max_backtracks 5) and the true mean KL of its result. max_kl is an argument,
+    so the parametrisations below share one compiled program."""
+    new, _, m = trust_region(TRPO_POLICY.apply, max_kl, max_backtracks=5).update(params, (), batch)
+    return new, m, mean_kl(TRPO_POLICY.apply, new, policy_samples(TRPO_POLICY.apply, params, batch))
+
+
 @pytest.mark.parametrize("max_kl", [1e-3, 0.05, 2.0])
 def test_trpo_never_accepts_a_step_that_violates_the_kl_bound(max_kl):
-    policy = mlp_policy(Discrete(3), (16,))
-    rule = trust_region(policy.apply, max_kl, max_backtracks=5)
-    update = jax.jit(rule.update)
     for i in range(4):
-        params = policy.init(seeded_key(i), jnp.zeros(3))
+        params = TRPO_POLICY.init(seeded_key(i), jnp.zeros(3))
         batch = random_discrete_batch(seeded_key(100 + i))
-        new, _, m = update(params, (), batch)
-        samples = policy_samples(policy.apply, params, batch)
-        kl = float(mean_kl(policy.apply, new, samples))
+        new, m, kl = trpo_step_and_kl(jnp.float32(max_kl), params, batch)
         if m["accepted"]:
-            assert kl <= max_kl and float(m["surrogate_improvement"]) > 0
+            assert float(kl) <= max_kl and float(m["surrogate_improvement"]) > 0
         else:
             for a, b in zip(jax.tree_util.tree_leaves(new), jax.tree_util.tree_leaves(params)):
                 np.testing.assert_array_equal(a, b)
@@ -295,12 +302,17 @@ def test_kl_penalty_adapts_beta():
     params = policy.init(seeded_key(0), jnp.zeros(3))
     batch = random_discrete_batch(seeded_key(1))
     # Large learning rate: KL far above target → β doubles. Tiny one: KL below target → β halves.
-    big = kl_penalty(policy.apply, optax.adam(5e-2), beta=1.0, kl_target=1e-3, epochs=5)
-    _, state, m = jax.jit(big.update)(params, big.init(params), batch, seeded_key(2))
-    assert m["mean_kl"] > 1.5e-3 and state.beta == 2.0
-    small = kl_penalty(policy.apply, optax.adam(1e-6), beta=1.0, kl_target=1e-2, epochs=1)
-    _, state, m = jax.jit(small.update)(params, small.init(params), batch, seeded_key(2))
-    assert m["mean_kl"] < 1e-2 / 1.5 and state.beta == 0.5
+
+    @jax.jit  # the learning rate and the target are arguments: one program for both cases
+    def adapt(lr, kl_target):
+        rule = kl_penalty(policy.apply, optax.adam(lr), beta=1.0, kl_target=kl_target, epochs=5)
+        _, state, m = rule.update(params, rule.init(params), batch, seeded_key(2))
+        return state.beta, m["mean_kl"]
+
+    beta, kl = adapt(5e-2, 1e-3)
+    assert kl > 1.5e-3 and beta == 2.0
+    beta, kl = adapt(1e-6, 1e-2)
+    assert kl < 1e-2 / 1.5 and beta == 0.5
     fixed = kl_penalty(policy.apply, optax.adam(5e-2), beta=1.0, adaptive=False, epochs=2)
     _, state, _ = fixed.update(params, fixed.init(params), batch, seeded_key(2))
     assert state.beta == 1.0
@@ -310,9 +322,11 @@ def test_larger_beta_keeps_the_policy_closer():
     policy = mlp_policy(Discrete(3), (16,))
     params = policy.init(seeded_key(0), jnp.zeros(3))
     batch = random_discrete_batch(seeded_key(1))
-    kls = []
-    for beta in (0.0, 10.0):
+
+    @jax.jit  # β only sets the rule's initial state: one program for both values
+    def kl_after_update(beta):
         rule = kl_penalty(policy.apply, optax.adam(1e-2), beta=beta, adaptive=False, epochs=10)
-        _, _, m = jax.jit(rule.update)(params, rule.init(params), batch, seeded_key(2))
-        kls.append(float(m["mean_kl"]))
+        return rule.update(params, rule.init(params), batch, seeded_key(2))[2]["mean_kl"]
+
+    kls = [float(kl_after_update(beta)) for beta in (0.0, 10.0)]
     assert kls[1] < 0.5 * kls[0]
