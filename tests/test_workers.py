@@ -4,6 +4,8 @@ gymnasium-async driver."""
 
 from __future__ import annotations
 
+import multiprocessing as mp
+
 import gymnasium
 import numpy as np
 import pytest
@@ -17,6 +19,16 @@ from pgax.envs.workers import WorkerVectorEnv, default_num_workers, worker_block
 from pgax.errors import ConfigError
 
 MODULE = "tests.test_workers"
+
+# The workers come from a forkserver, which by default preloads only `__main__`, so every worker of
+# every test imported jax, gymnasium and gymnax's scipy / seaborn afresh: 3-6 s of CPU each, and a
+# 5-worker env took 20-30 s to start on 2 busy cores. Preloading those modules in the forkserver
+# makes a worker start in a fraction of a second. None of them starts a JAX backend (pgax.envs and
+# gymnax do, so they stay out: forking a process whose XLA threads run is what the forkserver is
+# for). This applies to the whole pytest process (collection imports this module before any test
+# runs), so the async drivers of tests/test_gymnasium_driver.py start faster too; what a worker
+# does once started is unchanged.
+mp.set_forkserver_preload(["__main__", "pgax", "gymnasium", "flax", "optax", "scipy.stats", "seaborn"])
 
 
 class FailsAtStep(gymnasium.Env):
