@@ -86,6 +86,8 @@ class RunOptions:
     """How many of the latest checkpoints to keep (the best one is kept apart)."""
     tensorboard: bool = True
     """Write TensorBoard event files to RUN/tensorboard/."""
+    curve_smoothing: int = 1
+    """Iterations in the trailing mean of each seed's episode return in curve.png (1: unsmoothed)."""
     wandb: bool = False
     """Also log to Weights & Biases (needs `pip install wandb`; project from $WANDB_PROJECT, default pgax)."""
     chunk_iterations: int = 0
@@ -126,6 +128,9 @@ class RunOptions:
                               "choose fewer (0: automatic)")
         if self.eval_every and self.eval_every_episodes <= 0:
             raise ConfigError(f"--eval-every-episodes must be a positive integer, got {self.eval_every_episodes}")
+        if isinstance(self.curve_smoothing, bool) or not isinstance(self.curve_smoothing, int) or \
+                self.curve_smoothing <= 0:
+            raise ConfigError(f"--curve-smoothing must be a positive integer, got {self.curve_smoothing!r}")
         if self.keep_checkpoints <= 0:
             raise ConfigError(f"--keep-checkpoints must be a positive integer, got {self.keep_checkpoints}")
         if not self.chunk_seconds > 0:
@@ -523,7 +528,7 @@ def run_experiment(preset, run: RunOptions, config, run_dir: Path | None = None,
     })
     try:
         write_json(run_dir / "summary.json", summary)
-        _plot(run_dir, preset.name, run.env, run.seeds)
+        _plot(run_dir, preset.name, run.env, run.seeds, run.curve_smoothing)
     except OSError as e:
         reporter.error(f"pgax: error: {_describe_error(e)}")
         summary["exit_code"] = exit_code = exit_code or EXIT_ERROR
@@ -562,9 +567,9 @@ def _start_wandb(run: RunOptions, plan: Plan, run_dir: Path):
     return WandbSink()
 
 
-def _plot(run_dir: Path, algorithm: str, env_id: str, num_seeds: int) -> None:
+def _plot(run_dir: Path, algorithm: str, env_id: str, num_seeds: int, smoothing: int = 1) -> None:
     from pgax.logging import read_metrics
-    from pgax.plotting import plot_curves
+    from pgax.plotting import plot_curves, smooth_per_seed
 
     metrics_path = run_dir / "metrics.csv"
     if not metrics_path.exists():
@@ -572,8 +577,9 @@ def _plot(run_dir: Path, algorithm: str, env_id: str, num_seeds: int) -> None:
     m = read_metrics(metrics_path)
     if not m:
         return
-    plot_curves(run_dir / "curve.png", {algorithm: (m["step"], m["seed"], m["episode_return_mean"])},
-                f"{algorithm} on {env_id}", num_seeds)
+    returns = smooth_per_seed(m["step"], m["seed"], m["episode_return_mean"], smoothing)
+    title = f"{algorithm} on {env_id}" + (f", trailing mean of {smoothing} iterations" if smoothing > 1 else "")
+    plot_curves(run_dir / "curve.png", {algorithm: (m["step"], m["seed"], returns)}, title, num_seeds)
 
 
 def read_run(run_dir: str | Path, steps: int | None = None):

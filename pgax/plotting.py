@@ -39,6 +39,27 @@ def seed_table(step: np.ndarray, seed: np.ndarray, value: np.ndarray) -> tuple[n
     return steps, table
 
 
+def smooth_per_seed(step: np.ndarray, seed: np.ndarray, value: np.ndarray, window: int) -> np.ndarray:
+    """Each row's value replaced by the trailing mean of its seed's last `window` values (by step,
+    NaNs skipped; NaN while a seed has none yet): y_k = mean(x_{k−w+1..k}). window 1 is the identity."""
+    if window <= 1:
+        return np.asarray(value, float)
+    out = np.full(len(value), np.nan)
+    for s in np.unique(seed):
+        idx = np.flatnonzero(seed == s)
+        idx = idx[np.argsort(step[idx], kind="stable")]
+        x = np.asarray(value, float)[idx]
+        finite = np.isfinite(x)
+        sums = np.concatenate([[0.0], np.cumsum(np.where(finite, x, 0.0))])
+        counts = np.concatenate([[0], np.cumsum(finite)])
+        k = np.arange(1, len(x) + 1)
+        lo = np.maximum(k - window, 0)
+        n = counts[k] - counts[lo]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[idx] = np.where(n > 0, (sums[k] - sums[lo]) / n, np.nan)
+    return out
+
+
 def curve_ci_over_seeds(step: np.ndarray, seed: np.ndarray, value: np.ndarray, confidence: float = 0.95):
     """Rows (step, seed, value) → (steps, mean, low, high): mean over seeds and its percentile
     bootstrap confidence interval at each step (steps where no seed has a value are dropped)."""

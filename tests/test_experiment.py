@@ -466,3 +466,14 @@ def test_jax_native_observation_normalisation_counts_every_observation_acted_on(
 
 def test_the_compilation_cache_is_on_in_its_own_folder():
     assert jax.config.jax_compilation_cache_dir == os.environ["PGAX_CACHE_DIR"]
+
+
+def test_curve_smoothing_is_the_trailing_mean_of_each_seed():
+    from pgax.plotting import smooth_per_seed
+
+    step = np.array([2, 1, 1, 2, 3, 3, 4])
+    seed_ = np.array([0, 0, 1, 1, 0, 1, 0])
+    value = np.array([4.0, np.nan, 10.0, 20.0, 6.0, 30.0, 8.0])
+    # seed 0 by step: nan, 4, 6, 8 → window 2: nan, 4, 5, 7; seed 1: 10, 20, 30 → 10, 15, 25
+    np.testing.assert_allclose(smooth_per_seed(step, seed_, value, 2), [4.0, np.nan, 10.0, 15.0, 5.0, 25.0, 7.0])
+    np.testing.assert_array_equal(smooth_per_seed(step, seed_, value, 1), value)
