@@ -19,11 +19,9 @@ codes are `pgax.experiment.EXIT_CODES` (listed by `pgax --help`). The runs thems
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 

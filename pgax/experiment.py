@@ -667,26 +667,35 @@ class LoadedPolicy:
         return action[0] if single else action
 
 
-def load_policy(run_dir: str | Path, checkpoint: str | int = "best", seed_index: int = 0) -> LoadedPolicy:
-    """The policy of seed number `seed_index` of a run folder's checkpoint `checkpoint` ("best":
-    the best periodic evaluation, or the latest when the run had none; "latest"; an iteration count)."""
-    import jax
-
+def _restore_policy(run_dir: str | Path, checkpoint: str | int):
+    """(plan, checkpoint path, meta, policy item with a leading seed axis) of a run folder's checkpoint."""
     from pgax import checkpoints
 
     preset, run, config = read_run(run_dir)
     plan = plan_run(preset, dataclasses.replace(run, progress=False), config)
     store, step = checkpoints.resolve(run_dir, checkpoint)
+    where = str(store.directory / str(step))
     meta = store.meta(step)
-    check_checkpoint_fits(meta, plan, str(store.directory / str(step)))
+    check_checkpoint_fits(meta, plan, where)
+    policy = store.restore(step, "policy", _policy_like(plan))
+    store.close()
+    return plan, where, meta, policy
+
+
+def _seed_policy(plan: Plan, where: str, meta: dict, policy: dict, seed_index: int) -> LoadedPolicy:
+    import jax
+
     if not 0 <= seed_index < len(plan.seeds):
         raise ConfigError(f"seed index {seed_index} is outside the run's {len(plan.seeds)} seed(s)")
-    like = _policy_like(plan)
-    policy = store.restore(step, "policy", like)
-    store.close()
     pick = lambda tree: None if tree is None else jax.tree_util.tree_map(lambda x: x[seed_index], tree)  # noqa: E731
-    return LoadedPolicy(plan.agent, pick(policy["params"]), pick(policy["obs_stats"]), plan.env,
-                        str(store.directory / str(step)), int(meta["iterations"]))
+    return LoadedPolicy(plan.agent, pick(policy["params"]), pick(policy["obs_stats"]), plan.env, where,
+                        int(meta["iterations"]))
+
+
+def load_policy(run_dir: str | Path, checkpoint: str | int = "best", seed_index: int = 0) -> LoadedPolicy:
+    """The policy of seed number `seed_index` of a run folder's checkpoint `checkpoint` ("best":
+    the best periodic evaluation, or the latest when the run had none; "latest"; an iteration count)."""
+    return _seed_policy(*_restore_policy(run_dir, checkpoint), seed_index)
 
 
 def _policy_like(plan: Plan) -> dict:
@@ -710,38 +719,24 @@ def evaluate_run(run_dir: str | Path, checkpoint: str | int = "best", episodes: 
     """`pgax eval`: evaluate a checkpoint's policy of every seed for `episodes` episodes (deterministic
     unless `stochastic`) on fresh env copies; optionally record seed 0's first episode to `video`
     (.gif or .mp4; needs an env that renders rgb_array frames). Returns {"per_seed": [...], ...}."""
-    import jax
-
-    from pgax import checkpoints
-
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes <= 0:
         raise ConfigError(f"--episodes must be a positive integer, got {episodes!r}")
-    preset, run, config = read_run(run_dir)
-    plan = plan_run(preset, dataclasses.replace(run, progress=False), config)
-    store, step = checkpoints.resolve(run_dir, checkpoint)
-    meta = store.meta(step)
-    check_checkpoint_fits(meta, plan, str(store.directory / str(step)))
+    plan, where, meta, policy = _restore_policy(run_dir, checkpoint)
     if video is not None:
         _check_video(video, plan)
-    policy = store.restore(step, "policy", _policy_like(plan))
-    store.close()
     from pgax.train import evaluate
 
     returns = evaluate(plan.agent, plan.env, policy["params"], plan.seeds, episodes, obs_stats=policy["obs_stats"],
                        deterministic=not stochastic)
     per_seed = returns.mean(axis=1)
     mode = "stochastic" if stochastic else "deterministic"
-    say(f"{run_dir} checkpoint {step} ({int(meta['iterations']) * plan.batch_size:,} steps): mean return "
+    say(f"{where} ({int(meta['iterations']) * plan.batch_size:,} steps): mean return "
         f"{per_seed.mean():.1f} over {len(plan.seeds)} seed(s) × {episodes} episodes ({mode} policy); per seed: "
         f"{', '.join(f'{x:.1f}' for x in per_seed)}")
-    out = {"checkpoint": str(store.directory / str(step)), "iterations": int(meta["iterations"]), "episodes": episodes,
+    out = {"checkpoint": where, "iterations": int(meta["iterations"]), "episodes": episodes,
            "stochastic": stochastic, "per_seed": per_seed.tolist(), "mean": float(per_seed.mean())}
     if video is not None:
-        loaded = LoadedPolicy(plan.agent, jax.tree_util.tree_map(lambda x: x[0], policy["params"]),
-                              None if policy["obs_stats"] is None else
-                              jax.tree_util.tree_map(lambda x: x[0], policy["obs_stats"]), plan.env, out["checkpoint"],
-                              out["iterations"])
-        frames = record_episode(loaded, plan.env, deterministic=not stochastic)
+        frames = record_episode(_seed_policy(plan, where, meta, policy, 0), plan.env, deterministic=not stochastic)
         _write_video(video, frames)
         say(f"video: {len(frames)} frames → {video}")
         out["video"] = video
