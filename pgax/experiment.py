@@ -480,6 +480,7 @@ def run_experiment(preset, run: RunOptions, config, run_dir: Path | None = None,
             if status == "finished" and run.eval_episodes and not stop():
                 reporter.status("evaluating")
                 eval_returns = driver.evaluate(result.state, run.eval_episodes)
+                reporter.status("done")
                 per_seed = eval_returns.mean(axis=1)
                 say(f"evaluation: mean return {per_seed.mean():.1f} over {run.seeds} seed(s) × {run.eval_episodes} "
                     f"episodes (deterministic policy); per seed: {', '.join(f'{x:.1f}' for x in per_seed)}")
