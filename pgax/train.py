@@ -152,9 +152,17 @@ def check_seeds(seeds: Sequence[int]) -> list[int]:
     return out
 
 
+def stack_seeds(per_seed: Sequence[Any]) -> Any:
+    """Stack S pytrees of the same structure leaf by leaf into one with a leading seed axis [S, ...].
+
+    The stacking is done on the host: an eager `jnp.stack` would compile one small program per leaf shape.
+    """
+    return jax.tree_util.tree_map(lambda *leaves: jnp.asarray(np.stack([np.asarray(x) for x in leaves])), *per_seed)
+
+
 def eval_keys(seeds: Sequence[int]) -> jax.Array:
     """[S, 2] evaluation keys, each derived from its seed alone."""
-    return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), EVAL_STREAM) for s in seeds])
+    return stack_seeds([jax.random.fold_in(jax.random.PRNGKey(s), EVAL_STREAM) for s in seeds])
 
 
 def jax_driver(agent: Agent, env: JaxEnv, *, num_envs: int, num_steps: int, seeds: Sequence[int],
@@ -174,11 +182,11 @@ def jax_driver(agent: Agent, env: JaxEnv, *, num_envs: int, num_steps: int, seed
         # vmapped init (batched QR of the orthogonal initialiser through LAPACK) intermittently wedged
         # XLA's CPU thread pool (every worker idle, the call never returning).
         one = jax.jit(init_one)
-        per_seed = [one(jax.random.PRNGKey(s)) for s in seeds]
-        return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *per_seed)
+        return stack_seeds([one(jax.random.PRNGKey(s)) for s in seeds])
 
     def chunk_program(state):
-        metrics_shape = jax.eval_shape(iteration, jax.tree_util.tree_map(lambda x: x[0], state))[1]
+        one_seed = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), state)
+        metrics_shape = jax.eval_shape(iteration, one_seed)[1]
 
         def skip(s):
             return s, jax.tree_util.tree_map(
@@ -199,7 +207,7 @@ def jax_driver(agent: Agent, env: JaxEnv, *, num_envs: int, num_steps: int, seed
         compile(state)
         count = max(1, min(int(count), K))
         state, metrics = programs["chunk"](state, jnp.int32(count))
-        return state, {k: v[:, :count] for k, v in metrics.items()}, count
+        return state, {k: np.asarray(v)[:, :count] for k, v in metrics.items()}, count
 
     def evaluate_(state, episodes):
         return evaluate(agent, env, state.agent.params, seeds, episodes, obs_stats=state.obs_stats)
@@ -509,7 +517,7 @@ def host_driver(agent: Agent, env, *, num_envs: int, num_steps: int, seeds: Sequ
         rollout_state = rollout_driver.reset(vector_env(), host_env_seeds(seeds, num_envs))
         init_one = jax.jit(lambda key, obs: _host_init(agent, key, obs))
         per_seed = [init_one(jax.random.PRNGKey(s), rollout_state.obs[i, 0]) for i, s in enumerate(seeds)]
-        agent_state, keys = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *per_seed)
+        agent_state, keys = stack_seeds(per_seed)
         return HostTrainState(agent_state, rollout_state, keys)
 
     def compile(state):

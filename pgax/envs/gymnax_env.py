@@ -7,10 +7,43 @@ shape, clipped to its bounds at the environment boundary.
 
 from __future__ import annotations
 
-import gymnax
-import jax.numpy as jnp
-import numpy as np
-from gymnax.environments import spaces as gx_spaces
+import importlib
+import importlib.util
+import sys
+import types
+
+
+class _DeferredModule(types.ModuleType):
+    """A stand-in in `sys.modules` that imports the real module on first use of an attribute it lacks."""
+
+    def __getattr__(self, attribute):
+        name = self.__name__
+        if sys.modules.get(name) is self:
+            del sys.modules[name]
+        real = importlib.import_module(name)
+        self.__dict__.update(real.__dict__)
+        sys.modules[name] = real
+        return getattr(real, attribute)
+
+
+def _defer_render_imports() -> None:
+    """Defer the imports gymnax makes only for rendering (seaborn, with scipy.stats, and pyplot).
+
+    gymnax imports every environment when it is imported, and several import these at module level
+    although only their `render` uses them; they are most of gymnax's import time. Each is replaced
+    by a `_DeferredModule` unless already imported, so code that uses it gets the real module.
+    """
+    for name in ("seaborn", "matplotlib.pyplot"):
+        if name not in sys.modules and importlib.util.find_spec(name) is not None:
+            sys.modules[name] = _DeferredModule(name)
+
+
+_defer_render_imports()
+
+import gymnax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from gymnax.environments import spaces as gx_spaces  # noqa: E402
 
 from pgax.envs.core import JaxEnv, Transition
 from pgax.errors import ConfigError
