@@ -12,7 +12,7 @@ run: $(VENV)/.installed
 	$(VENV)/bin/pgax train ppo --env CartPole-v1
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 # Plant each bug of tools/mutants.py's list in a scratch copy and check that its tests fail (not part of `make test`).
 MUTANTS_ARGS ?= --markdown docs/mutants.md

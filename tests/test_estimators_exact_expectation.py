@@ -39,6 +39,10 @@ from pgax import estimators as est
 from pgax import exact
 from tests.helpers import rng
 
+# One xdist worker runs this file (`--dist loadgroup`), so its module-scoped fixtures are built
+# once.
+pytestmark = pytest.mark.xdist_group("test_estimators_exact_expectation")
+
 GAMMA = 0.8
 RELATIVE_TOLERANCE = 1e-9  # of the truth's largest entry; float64 round-off is ~1e-14
 

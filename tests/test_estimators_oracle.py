@@ -40,6 +40,9 @@ from pgax import exact
 from pgax.envs.tabular import garnet_mdp, sample_trajectories, stack_mdps
 from tests.helpers import seed, seeds
 
+# One xdist worker runs this file (`--dist loadgroup`), so its module-scoped fixture oracle_run is built once.
+pytestmark = pytest.mark.xdist_group("test_estimators_oracle")
+
 NUM_STATES, NUM_ACTIONS, GAMMA = 5, 3, 0.9
 NUM_STEPS, NUM_TRAJECTORIES = 150, 4096
 MDP_SEEDS = tuple(seeds(4))

@@ -4,6 +4,7 @@ evaluation, loggers, and faults that lose nothing and say one line."""
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,13 +72,12 @@ def has_checkpoint(out: Path) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algo, shape", [("ppo", TINY), ("trpo", TINY_TRPO)])
-def test_a_run_killed_with_sigkill_and_resumed_is_bit_identical_to_the_uninterrupted_run(tmp_path, algo, shape):
+def test_a_run_killed_with_sigkill_and_resumed_is_bit_identical_to_the_uninterrupted_run(tmp_path):
     """JAX-native env: kill -9 after the first checkpoint, `pgax resume`: metrics.csv and every array of
     the final state (parameters, optimiser states, keys, env states) equal the uninterrupted run's."""
-    args = ["train", algo, "--env", "CartPole-v1", "--steps", str(64 * 100), "--seeds", "2", "--seed", str(seed(3)),
+    args = ["train", "ppo", "--env", "CartPole-v1", "--steps", str(64 * 100), "--seeds", "2", "--seed", str(seed(3)),
             "--eval-episodes", "0", "--checkpoint-every", "10", "--chunk-seconds", "0.02", "--no-progress",
-            "--no-tensorboard", *shape]
+            "--no-tensorboard", *TINY]
     killed = subprocess.Popen(pgax_cmd(*args, "--out", str(tmp_path / "killed")), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     wait_for(lambda: has_checkpoint(tmp_path / "killed") or killed.poll() is not None)
@@ -91,13 +91,40 @@ def test_a_run_killed_with_sigkill_and_resumed_is_bit_identical_to_the_uninterru
     summary = summary_of(run_dir)
     assert summary["status"] == "finished" and summary["resumed_from"] == ckpt_step
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0  # the same run, never interrupted
-    reference = run_folder(tmp_path / "whole")
+    assert_same_run(run_folder(tmp_path / "whole"), run_dir, 100)
+
+
+def assert_same_run(reference: Path, run_dir: Path, iterations: int) -> None:
+    """metrics.csv byte for byte and every array of the latest checkpoint's state are equal."""
     assert (run_dir / "metrics.csv").read_bytes() == (reference / "metrics.csv").read_bytes()
     step_a, leaves_a = latest_state(reference)
     step_b, leaves_b = latest_state(run_dir)
-    assert step_a == step_b == 100 and len(leaves_a) == len(leaves_b)
+    assert step_a == step_b == iterations and len(leaves_a) == len(leaves_b)
     for a, b in zip(leaves_a, leaves_b):
         np.testing.assert_array_equal(a, b)
+
+
+def test_resume_from_an_earlier_checkpoint_or_with_more_steps_is_bit_identical_to_the_whole_run(tmp_path, capsys):
+    """TRPO (no schedule, so a longer --steps changes nothing before it): a 6-iteration run resumed to 10
+    from its latest checkpoint, and a copy resumed from its checkpoint at iteration 2, both equal the
+    10-iteration run; a finished run asks for more steps."""
+    base = ["train", "trpo", "--env", "CartPole-v1", "--seeds", "2", "--seed", str(seed(5)), "--eval-episodes", "0",
+            "--checkpoint-every", "2", "--keep-checkpoints", "5", "--chunk-seconds", "0.02", "--no-progress",
+            "--no-tensorboard", *TINY_TRPO]
+    assert main(base + ["--steps", str(64 * 10), "--out", str(tmp_path / "whole")]) == 0
+    assert main(base + ["--steps", str(64 * 6), "--out", str(tmp_path / "short")]) == 0
+    short = run_folder(tmp_path / "short")
+    assert main(["resume", str(short)]) == 2
+    assert "already has 384 steps per seed" in capsys.readouterr().err
+    early = tmp_path / "early"
+    shutil.copytree(short, early)
+    assert main(["resume", str(short), "--steps", str(64 * 10), "--no-progress"]) == 0
+    assert main(["resume", str(early), "--steps", str(64 * 10), "--checkpoint", "2", "--no-progress"]) == 0
+    assert summary_of(short)["resumed_from"] == 6 and summary_of(early)["resumed_from"] == 2
+    reference = run_folder(tmp_path / "whole")
+    np.testing.assert_array_equal(np.unique(read_metrics(reference / "metrics.csv")["step"]), np.arange(1, 11) * 64)
+    assert_same_run(reference, short, 10)
+    assert_same_run(reference, early, 10)
 
 
 def test_sigterm_stops_at_a_chunk_boundary_keeps_the_chunk_and_resume_finishes(tmp_path):
@@ -136,19 +163,6 @@ def test_sigint_during_compilation_ends_the_run_cleanly(tmp_path):
     assert summary["steps"] < 100000
 
 
-def test_resume_with_more_steps_continues_and_a_finished_run_asks_for_more(tmp_path, capsys):
-    base = ["train", "ppo", "--env", "CartPole-v1", "--seeds", "1", "--eval-episodes", "0", "--no-progress",
-            "--out", str(tmp_path), *TINY]
-    assert main(base + ["--steps", str(64 * 6)]) == 0
-    run_dir = run_folder(tmp_path)
-    assert main(["resume", str(run_dir)]) == 2
-    assert "already has 384 steps per seed" in capsys.readouterr().err
-    assert main(["resume", str(run_dir), "--steps", str(64 * 10), "--no-progress"]) == 0
-    rows = read_metrics(run_dir / "metrics.csv")
-    np.testing.assert_array_equal(rows["step"], np.arange(1, 11) * 64)
-    assert checkpoints.resolve(run_dir, "latest")[1] == 10
-
-
 def test_gymnasium_resume_restores_the_normaliser_statistics(tmp_path):
     """Gymnasium env: the resumed run starts from fresh env resets with the checkpoint's observation
     statistics, so its count goes on from the checkpoint's (plus the fresh reset observations)."""
@@ -170,14 +184,18 @@ def test_gymnasium_resume_restores_the_normaliser_statistics(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
+# The tests that read these runs share one xdist worker (`make test` runs `--dist loadgroup`), so the
+# runs are made once.
+TWO_RUNS = pytest.mark.xdist_group("two_runs")
+
+
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
-    """Finished tiny runs: PPO on CartPole (with periodic evaluation), REINFORCE on CartPole, PPO on Acrobot."""
+    """Finished tiny runs: PPO on CartPole (with periodic evaluation) and REINFORCE on CartPole."""
     out = tmp_path_factory.mktemp("runs")
     folders = {}
     for name, algo, env, extra in (("ppo", "ppo", "CartPole-v1", [*TINY, "--eval-every", "2"]),
-                                   ("reinforce", "reinforce", "CartPole-v1", TINY_TRPO),
-                                   ("acrobot", "ppo", "Acrobot-v1", TINY)):
+                                   ("reinforce", "reinforce", "CartPole-v1", TINY_TRPO)):
         assert main(["train", algo, "--env", env, "--steps", str(64 * 4), "--seeds", "2", "--eval-episodes", "0",
                      "--eval-every-episodes", "2", "--no-progress", "--out", str(out / name), *extra]) == 0
         folders[name] = run_folder(out / name)
@@ -185,29 +203,31 @@ def two_runs(tmp_path_factory):
 
 
 def copy_checkpoints(source: Path, target: Path) -> None:
-    import shutil
 
     shutil.rmtree(target / "checkpoints")
     shutil.copytree(source / "checkpoints", target / "checkpoints")
 
 
+@TWO_RUNS
 @pytest.mark.parametrize("other, message", [("reinforce", "algorithm 'reinforce', this run has 'ppo'"),
-                                            ("acrobot", "env 'Acrobot-v1', this run has 'CartPole-v1'")])
+                                            ("acrobot", "env 'CartPole-v1', this run has 'Acrobot-v1'")])
 def test_a_checkpoint_of_another_run_is_one_line_and_exit_2(two_runs, tmp_path, capsys, other, message):
-    import shutil
-
+    """Checkpoints of another algorithm's run, or a run whose config now names another env."""
     target = tmp_path / "target"
     shutil.copytree(two_runs["ppo"], target)
-    copy_checkpoints(two_runs[other], target)
+    if other == "acrobot":
+        config = target / "config.yaml"
+        config.write_text(config.read_text().replace("CartPole-v1", "Acrobot-v1"))
+    else:
+        copy_checkpoints(two_runs[other], target)
     for argv in (["resume", str(target), "--steps", "1000"], ["eval", str(target)]):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
 
 
+@TWO_RUNS
 def test_a_truncated_checkpoint_is_one_line_and_exit_2(two_runs, tmp_path, capsys):
-    import shutil
-
     target = tmp_path / "target"
     shutil.copytree(two_runs["ppo"], target)
     store, step = checkpoints.resolve(target, "latest")
@@ -220,6 +240,7 @@ def test_a_truncated_checkpoint_is_one_line_and_exit_2(two_runs, tmp_path, capsy
     assert "Traceback" not in err
 
 
+@TWO_RUNS
 def test_eval_and_load_give_the_trained_policy(two_runs, capsys):
     run_dir = two_runs["ppo"]
     policy = pgax.load(run_dir, "latest", seed_index=1)
@@ -260,6 +281,7 @@ def test_eval_records_a_video_of_an_episode(tmp_path, capsys):
     assert "name a .gif or .mp4 file" in capsys.readouterr().err
 
 
+@TWO_RUNS
 def test_periodic_evaluation_writes_eval_csv_and_keeps_the_best_checkpoint(two_runs):
     run_dir = two_runs["ppo"]
     rows = read_metrics(run_dir / "eval.csv")
@@ -272,6 +294,7 @@ def test_periodic_evaluation_writes_eval_csv_and_keeps_the_best_checkpoint(two_r
     assert summary_of(run_dir)["best_eval_return"] == pytest.approx(max(means.values()), rel=1e-5)
 
 
+@TWO_RUNS
 def test_tensorboard_events_are_readable(two_runs):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -28,6 +28,9 @@ from pgax.rollout import scan_rollout, vector_reset
 from pgax.spaces import Box, Discrete
 from tests.helpers import seed, seeded_rng
 
+# One xdist worker runs this file (`--dist loadgroup`), so its module-scoped fixture garnet_samples is built once.
+pytestmark = pytest.mark.xdist_group("test_tabular_env")
+
 
 def bonferroni_z(num_comparisons, family_wise=1e-5):
     """z* = Φ⁻¹(1 − α / 2K) for K comparisons at family-wise false-alarm rate α. α is small because

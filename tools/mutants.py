@@ -268,6 +268,11 @@ MUTANTS: tuple[Mutant, ...] = (
            'resume_at=(run_dir / "metrics.csv").stat().st_size if restored_meta else None)',
            ("tests/test_experiment.py::test_a_run_killed_with_sigkill_and_resumed_is_bit_identical_to_the_uninterrupted_run",
             "tests/test_experiment.py::test_sigterm_stops_at_a_chunk_boundary_keeps_the_chunk_and_resume_finishes")),
+    Mutant("resume-keeps-fresh-key", "a resumed run restores the state but keeps the freshly initialised random key",
+           "pgax/experiment.py",
+           'state = driver.restart(store.restore(step, "state", state), step)',
+           'state = driver.restart(store.restore(step, "state", state).replace(key=state.key), step)',
+           ("tests/test_experiment.py::test_resume_from_an_earlier_checkpoint_or_with_more_steps_is_bit_identical_to_the_whole_run",)),
     Mutant("loop-drops-chunk-in-flight", "a failing chunk launch loses the completed chunk still in flight",
            "pgax/train.py",
            "                    except (Exception, KeyboardInterrupt) as e:  # the chunk in flight is still delivered\n"
