@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -155,7 +156,7 @@ def softmax_policy(logits: jax.Array) -> jax.Array:
 
 def _live(mdp: TabularMDP) -> jax.Array:
     """[S] 1 for states an episode can act in, 0 for terminal ones."""
-    return 1.0 - jnp.asarray(mdp.terminal, mdp.transitions.dtype)
+    return 1.0 - jnp.asarray(mdp.terminal).astype(jnp.asarray(mdp.transitions).dtype)
 
 
 def _continuation(mdp: TabularMDP) -> jax.Array:
@@ -170,6 +171,45 @@ def _continuation(mdp: TabularMDP) -> jax.Array:
 def _live_rewards(mdp: TabularMDP) -> jax.Array:
     """[S, A] R(s, a), zeroed in terminal states (never acted in; their value is 0)."""
     return mdp.rewards if mdp.terminal is None else mdp.rewards * _live(mdp)[:, None]
+
+
+class PolicySolution(NamedTuple):
+    """Exact facts about a policy π on a tabular MDP, in the dtype of π (see `solve_policy`)."""
+
+    value: jax.Array
+    """[S] V^π."""
+    action_value: jax.Array
+    """[S, A] Q^π."""
+    advantage: jax.Array
+    """[S, A] A^π = Q^π − V^π."""
+    visitation: jax.Array
+    """[S] normalised discounted visitation d^π = (1 − γ) ρ^π."""
+    visitation_measure: jax.Array
+    """[S] discounted visitation measure ρ^π = μ0ᵀ (I − γ P_π)⁻¹."""
+    expected_return: jax.Array
+    """Scalar J(π) = μ0ᵀ V^π."""
+
+
+def solve_policy(mdp: TabularMDP, policy: jax.Array) -> PolicySolution:
+    """V^π, Q^π, A^π, d^π, ρ^π and J(π) for a policy table π [S, A], by two S × S solves:
+
+        V = (I − γ P_π)⁻¹ r_π,   Q = R + γ P_c V,   A = Q − V,
+        ρ = μ0ᵀ (I − γ P_π)⁻¹,   d = (1 − γ) ρ,   J = μ0ᵀ V
+
+    (the Bellman equation and the discounted visitation of lectures 000 / 002; P_c and R as in
+    `_continuation` and `_live_rewards`). Computed in π's dtype: float64 under this module's public
+    functions, float32 inside an algorithm's jitted `learn`. Jittable.
+    """
+    dtype = policy.dtype
+    transitions = jnp.asarray(_continuation(mdp), dtype)
+    rewards = jnp.asarray(_live_rewards(mdp), dtype)
+    gamma = jnp.asarray(mdp.discount, dtype)
+    mu0 = jnp.asarray(mdp.initial_distribution, dtype)
+    system = jnp.eye(transitions.shape[0], dtype=dtype) - gamma * jnp.einsum("sa,sat->st", policy, transitions)
+    value = jnp.linalg.solve(system, jnp.sum(policy * rewards, axis=-1))
+    q = rewards + gamma * jnp.einsum("sat,t->sa", transitions, value)
+    rho = jnp.linalg.solve(system.T, mu0)
+    return PolicySolution(value, q, q - value[:, None], (1.0 - gamma) * rho, rho, jnp.dot(mu0, value))
 
 
 @_float64
@@ -187,21 +227,19 @@ def policy_rewards(mdp: TabularMDP, policy: jax.Array) -> jax.Array:
 @_float64
 def state_values(mdp: TabularMDP, policy: jax.Array) -> jax.Array:
     """[S] V^π = (I − γ P_π)^{-1} r_π, the solution of the Bellman equation V = r_π + γ P_π V."""
-    S = mdp.num_states
-    system = jnp.eye(S) - mdp.discount * policy_transition_matrix(mdp, policy)
-    return jnp.linalg.solve(system, policy_rewards(mdp, policy))
+    return solve_policy(mdp, policy).value
 
 
 @_float64
 def action_values(mdp: TabularMDP, policy: jax.Array) -> jax.Array:
     """[S, A] Q^π(s, a) = R(s, a) + γ Σ_s' P_c(s'|s, a) V^π(s')."""
-    return _live_rewards(mdp) + mdp.discount * jnp.einsum("sat,t->sa", _continuation(mdp), state_values(mdp, policy))
+    return solve_policy(mdp, policy).action_value
 
 
 @_float64
 def advantages(mdp: TabularMDP, policy: jax.Array) -> jax.Array:
     """[S, A] A^π(s, a) = Q^π(s, a) − V^π(s) (lecture 000, "Advantage Function"); Σ_a π A^π = 0."""
-    return action_values(mdp, policy) - state_values(mdp, policy)[:, None]
+    return solve_policy(mdp, policy).advantage
 
 
 @_float64(static_argnames=("normalized",))
@@ -214,16 +252,14 @@ def discounted_visitation(mdp: TabularMDP, policy: jax.Array, normalized: bool =
     normalized=True: d_μ^π = (1 − γ) ρ_μ^π, the distribution of lecture 000 (sums to 1 without
         terminal states), so that ∇J = 1/(1 − γ) E_{s,a ~ d}[...].
     """
-    S = mdp.num_states
-    system = jnp.eye(S) - mdp.discount * policy_transition_matrix(mdp, policy)
-    rho = jnp.linalg.solve(system.T, mdp.initial_distribution)
-    return (1.0 - mdp.discount) * rho if normalized else rho
+    solution = solve_policy(mdp, policy)
+    return solution.visitation if normalized else solution.visitation_measure
 
 
 @_float64
 def expected_return(mdp: TabularMDP, policy: jax.Array) -> jax.Array:
     """Scalar J(π) = V^π(μ0) = Σ_s μ0(s) V^π(s) = E[Σ_t γ^t r_t] (lecture 002, "Expected Returns")."""
-    return jnp.dot(mdp.initial_distribution, state_values(mdp, policy))
+    return solve_policy(mdp, policy).expected_return
 
 
 # ------------------------------------------------------------------------- gradients and Fisher

@@ -9,7 +9,7 @@ import pytest
 
 from pgax import envs, exact
 from pgax.algorithms import get_preset
-from pgax.algorithms.cpi import CPIConfig, make_cpi, tabular_solution
+from pgax.algorithms.cpi import CPIConfig, make_cpi
 from pgax.errors import ConfigError
 from pgax.train import train
 from tests.helpers import seeded_key
@@ -54,12 +54,12 @@ def run_exact(env, config, iterations):
 def test_float32_solution_matches_the_exact_oracle():
     mdp = envs.make("GridWorld-v0").model  # the one with a terminal state
     pi = np.asarray(jax.nn.softmax(jax.random.normal(seeded_key(1), (mdp.num_states, mdp.num_actions))))
-    ours = jax.jit(tabular_solution)(mdp, jnp.asarray(pi, jnp.float32))
+    ours = jax.jit(exact.solve_policy)(mdp, jnp.asarray(pi, jnp.float32))  # the raw (float64 NumPy) model
     scale = np.abs(exact.state_values(mdp, pi)).max()
-    np.testing.assert_allclose(ours["value"], exact.state_values(mdp, pi), atol=1e-5 * scale)
-    np.testing.assert_allclose(ours["advantage"], exact.advantages(mdp, pi), atol=1e-5 * scale)
-    np.testing.assert_allclose(ours["visitation"], exact.discounted_visitation(mdp, pi), atol=1e-6)
-    np.testing.assert_allclose(ours["return"], exact.expected_return(mdp, pi), atol=1e-5 * scale)
+    np.testing.assert_allclose(ours.value, exact.state_values(mdp, pi), atol=1e-5 * scale)
+    np.testing.assert_allclose(ours.advantage, exact.advantages(mdp, pi), atol=1e-5 * scale)
+    np.testing.assert_allclose(ours.visitation, exact.discounted_visitation(mdp, pi), atol=1e-6)
+    np.testing.assert_allclose(ours.expected_return, exact.expected_return(mdp, pi), atol=1e-5 * scale)
 
 
 @pytest.mark.parametrize("env_id", TABULAR)

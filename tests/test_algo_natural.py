@@ -8,7 +8,7 @@ import pytest
 
 from pgax import envs, exact
 from pgax.algorithms import NPGConfig, TRPOConfig, get_preset, make_npg, make_trpo
-from pgax.algorithms.natural import exact_tabular_batch, float32_mdp, tabular_policy_quantities
+from pgax.algorithms.natural import exact_tabular_batch, float32_mdp
 from pgax.envs.lqr import lqr_cost, lqr_optimal_gain
 from pgax.errors import ConfigError
 from pgax.linalg import fisher_vector_product
@@ -44,7 +44,7 @@ def test_float32_tabular_quantities_match_the_oracle(env_id):
     mdp = envs.make(env_id).model
     logits = random_logits(mdp, 1)
     pi = np.asarray(jax.nn.softmax(logits, -1), np.float64)
-    q = jax.jit(tabular_policy_quantities)(float32_mdp(mdp), jax.nn.softmax(logits, -1))
+    q = jax.jit(exact.solve_policy)(float32_mdp(mdp), jax.nn.softmax(logits, -1))
     scale = float(np.max(np.abs(exact.state_values(mdp, pi))))
     np.testing.assert_allclose(q.value, exact.state_values(mdp, pi), atol=2e-5 * scale)
     np.testing.assert_allclose(q.advantage, exact.advantages(mdp, pi), atol=2e-5 * scale)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from pgax.algorithms.core import Agent, AgentState, check_non_negative, check_positive_ints, check_unit_interval
 from pgax.batch import Batch
 from pgax.errors import ConfigError
-from pgax.exact import TabularMDP
+from pgax.exact import TabularMDP, solve_policy
 from pgax.spaces import Discrete
 from pgax.updates import TabularEstimate, conservative_policy_iteration
 
@@ -64,38 +64,6 @@ class CPIConfig:
         if self.advantages == "sampled" and self.return_horizon >= self.num_steps:
             raise ConfigError(f"--return-horizon {self.return_horizon} must be below --num-steps {self.num_steps} "
                               "(no sampled return would be long enough)")
-
-
-# ----------------------------------------------------------------------------- exact, in float32
-
-
-def _continuation(mdp: TabularMDP):
-    """P_c [S, A, S] and live rewards [S, A] (the `pgax.exact` convention for terminal states)."""
-    P = jnp.asarray(mdp.transitions, jnp.float32)
-    R = jnp.asarray(mdp.rewards, jnp.float32)
-    if mdp.terminal is None:
-        return P, R
-    live = 1.0 - jnp.asarray(mdp.terminal, jnp.float32)
-    return live[:, None, None] * P * live, R * live[:, None]
-
-
-def tabular_solution(mdp: TabularMDP, pi: jax.Array) -> dict:
-    """Exact V^π [S], Q^π [S, A], A^π [S, A], normalised d^π [S] and J(π) in float32, jittable.
-
-        V = (I − γP_π)⁻¹ r_π,  Q = R + γ P_c V,  A = Q − V,
-        d = (1 − γ) μ0ᵀ (I − γP_π)⁻¹,  J = μ0ᵀV
-
-    (the formulas of `pgax.exact`, which computes them in float64 outside jit).
-    """
-    P, R = _continuation(mdp)
-    gamma = jnp.asarray(mdp.discount, jnp.float32)
-    pi = jnp.asarray(pi, jnp.float32)
-    system = jnp.eye(P.shape[0], dtype=jnp.float32) - gamma * jnp.einsum("sa,sat->st", pi, P)
-    v = jnp.linalg.solve(system, jnp.sum(pi * R, axis=1))
-    q = R + gamma * jnp.einsum("sat,t->sa", P, v)
-    mu0 = jnp.asarray(mdp.initial_distribution, jnp.float32)
-    d = (1.0 - gamma) * jnp.linalg.solve(system.T, mu0)
-    return {"value": v, "q": q, "advantage": q - v[:, None], "visitation": d, "return": jnp.dot(mu0, v)}
 
 
 # ----------------------------------------------------------------------------- sampled estimates
@@ -168,7 +136,7 @@ def make_cpi(config: CPIConfig, env, num_iterations: int) -> Agent:
         raise ConfigError("cpi needs one-hot state observations and Discrete actions; use a tabular env")
     S, A = mdp.num_states, mdp.num_actions
     gamma = float(mdp.discount)
-    objective = (lambda pi: tabular_solution(mdp, pi)["return"]) if config.step == "line_search" else None
+    objective = (lambda pi: solve_policy(mdp, pi).expected_return) if config.step == "line_search" else None
     rule = conservative_policy_iteration(gamma, alpha=config.alpha if config.step == "fixed" else None,
                                          epsilon=config.epsilon, objective=objective,
                                          line_search_steps=config.line_search_steps)
@@ -189,14 +157,14 @@ def make_cpi(config: CPIConfig, env, num_iterations: int) -> Agent:
     def learn(state: AgentState, batch: Batch, key):
         pi = state.params
         if config.advantages == "exact":
-            solution = tabular_solution(mdp, pi)
-            estimate, visited = TabularEstimate(solution["advantage"], solution["visitation"]), None
+            solution = solve_policy(mdp, pi)
+            estimate, visited = TabularEstimate(solution.advantage, solution.visitation), None
         else:
             estimate, visited = sampled_estimate(batch, pi, gamma, config.return_horizon)
         new_pi, update_state, metrics = rule.update(pi, state.update_state, estimate, key)
         if visited is not None:
             new_pi = jnp.where(visited[:, None], new_pi, pi)
-        metrics = {**metrics, "exact_return": tabular_solution(mdp, new_pi)["return"]}
+        metrics = {**metrics, "exact_return": solve_policy(mdp, new_pi).expected_return}
         return AgentState(new_pi, update_state), metrics
 
     return Agent(init, act, act_deterministic, learn, record_env_state=config.advantages == "sampled")

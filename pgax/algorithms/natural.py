@@ -16,7 +16,7 @@ rules is an exact expectation: the surrogate's gradient is (1 − γ)∇J (polic
 the Fisher products use the exact Fisher E_{s~d, a~π}[∇log π ∇log πᵀ], and the mean KL is
 E_{s~d}[KL] — so the same `natural_gradient` / `trust_region` rules take the exact natural
 gradient / exact TRPO step. The exact quantities are computed in float32 inside `learn`
-(`tabular_policy_quantities`: two S×S linear solves).
+(`pgax.exact.solve_policy`: two S×S linear solves).
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
 from pgax.algorithms.core import (Agent, AgentState, add_gae, check_network, check_positive, check_positive_ints,
                                   check_unit_interval, make_policy, make_value, mode_action, sample_action)
 from pgax.batch import Batch
 from pgax.errors import ConfigError
-from pgax.exact import TabularMDP
+from pgax.exact import PolicySolution, TabularMDP, solve_policy
 from pgax.spaces import Discrete
 from pgax.updates import actor_critic, natural_gradient, trust_region, value_regression
 
@@ -128,17 +127,6 @@ def _validate_natural(config) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@struct.dataclass
-class TabularPolicyQuantities:
-    """Exact facts about a policy π on a tabular MDP (float32): values V [S], advantages A [S, A],
-    normalised discounted visitation d [S] (sums to 1 without terminal states) and J = μ0ᵀV."""
-
-    value: jax.Array
-    advantage: jax.Array
-    visitation: jax.Array
-    expected_return: jax.Array
-
-
 def float32_mdp(mdp: TabularMDP) -> TabularMDP:
     """The MDP with the continuation kernel and live rewards of `pgax.exact` folded in, as float32
     JAX arrays (terminal states: no transition into or out of them, no reward in them)."""
@@ -152,24 +140,7 @@ def float32_mdp(mdp: TabularMDP) -> TabularMDP:
                       jnp.asarray(mdp.discount, jnp.float32), None)
 
 
-def tabular_policy_quantities(mdp: TabularMDP, policy: jax.Array) -> TabularPolicyQuantities:
-    """V^π, A^π, d^π and J(π) for a policy table π [S, A] on `float32_mdp(mdp)`, by two S×S solves:
-
-        V = (I − γP_π)⁻¹ r_π,   Q = R + γ P V,   A = Q − V,   d = (1 − γ) μ0ᵀ(I − γP_π)⁻¹
-
-    (the Bellman equation and the discounted visitation of lecture 000 / 002; the same formulas as
-    `pgax.exact`, in the input's float32 so that they trace inside a jitted `learn`).
-    """
-    gamma = mdp.discount
-    system = jnp.eye(mdp.transitions.shape[0], dtype=policy.dtype) - gamma * jnp.einsum(
-        "sa,sat->st", policy, mdp.transitions)
-    value = jnp.linalg.solve(system, jnp.sum(policy * mdp.rewards, axis=-1))
-    q = mdp.rewards + gamma * jnp.einsum("sat,t->sa", mdp.transitions, value)
-    visitation = (1.0 - gamma) * jnp.linalg.solve(system.T, mdp.initial_distribution)
-    return TabularPolicyQuantities(value, q - value[:, None], visitation, jnp.dot(mdp.initial_distribution, value))
-
-
-def exact_tabular_batch(policy_apply, policy_params, mdp: TabularMDP) -> tuple[Batch, TabularPolicyQuantities]:
+def exact_tabular_batch(policy_apply, policy_params, mdp: TabularMDP) -> tuple[Batch, PolicySolution]:
     """The exact batch of a policy on a tabular MDP (one-hot observations, Discrete actions).
 
     Leaves [T = S, N = A]: obs[s, a] = one-hot(s), action[s, a] = a, advantage = A^π(s, a),
@@ -181,7 +152,7 @@ def exact_tabular_batch(policy_apply, policy_params, mdp: TabularMDP) -> tuple[B
     states = jnp.eye(num_states, dtype=jnp.float32)
     dist = policy_apply(policy_params, states)
     pi = dist.probs
-    q = tabular_policy_quantities(mdp, pi)
+    q = solve_policy(mdp, pi)
     obs = jnp.broadcast_to(states[:, None, :], (num_states, num_actions, num_states))
     action = jnp.broadcast_to(jnp.arange(num_actions, dtype=jnp.int32), (num_states, num_actions))
     zeros = jnp.zeros((num_states, num_actions), jnp.float32)
@@ -224,7 +195,7 @@ def _make_natural(config, env, policy_rule_factory) -> Agent:
             exact_batch, before = exact_tabular_batch(policy.apply, state.params["policy"], mdp)
             new_policy, rule_state, metrics = policy_rule.update(state.params["policy"], state.update_state,
                                                                  exact_batch, key)
-            after = tabular_policy_quantities(mdp, policy.apply(new_policy, jnp.eye(mdp.rewards.shape[0])).probs)
+            after = solve_policy(mdp, policy.apply(new_policy, jnp.eye(mdp.rewards.shape[0])).probs)
             metrics = {**metrics, "exact_return_before": before.expected_return,
                        "exact_return": after.expected_return}
             return AgentState({**state.params, "policy": new_policy}, rule_state), metrics
