@@ -152,6 +152,7 @@ def parse_train_args(args: list[str]):
             raise SystemExit(0)
         raise ConfigError("name an algorithm: pgax train ALGO [OPTIONS], ALGO one of: " + ", ".join(PRESETS))
     preset = get_preset(args[0])
+    check_renamed_flags(args[1:], preset.config_type)
     rest, config_path = _pop_config_flag(args[1:])
     run_default, algo_default = RunOptions(), preset.config_type()
     if config_path is not None:
@@ -169,6 +170,18 @@ def parse_train_args(args: list[str]):
     parsed.run.validate()
     parsed.algo.validate()
     return preset, parsed.run, parsed.algo
+
+
+def check_renamed_flags(args: list[str], config_type: type) -> None:
+    """A ConfigError naming the new flag for a flag whose config field was renamed (`RENAMED_FIELDS`)."""
+    from pgax.algorithms.core import current_name, flag
+
+    for arg in args:
+        if arg.startswith("--"):
+            name = arg[2:].split("=", 1)[0].replace("-", "_")
+            new = current_name(config_type, name)
+            if new != name:
+                raise ConfigError(f"--{flag(name)} is now called --{flag(new)}; use --{flag(new)}")
 
 
 def _pop_config_flag(args: list[str]) -> tuple[list[str], str | None]:
@@ -197,6 +210,8 @@ def load_config_file(path: str, preset, run_default: RunOptions, algo_default):
     """
     import yaml
 
+    from pgax.algorithms.core import current_name
+
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"--config {path}: no such file; give the path of a YAML file")
@@ -218,7 +233,7 @@ def load_config_file(path: str, preset, run_default: RunOptions, algo_default):
     algo_fields = {f.name: f for f in dataclasses.fields(preset.config_type)}
     run_values, algo_values = {}, {}
     for key, value in flat.items():
-        name = str(key).replace("-", "_")
+        name = current_name(preset.config_type, str(key).replace("-", "_"))
         if isinstance(value, list):
             value = tuple(value)
         if name in algo_fields:

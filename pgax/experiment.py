@@ -588,6 +588,7 @@ def read_run(run_dir: str | Path, steps: int | None = None):
     import yaml
 
     from pgax.algorithms import get_preset
+    from pgax.algorithms.core import current_name
 
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
@@ -596,7 +597,8 @@ def read_run(run_dir: str | Path, steps: int | None = None):
         data = yaml.safe_load(path.read_text())
         preset = get_preset(data["algorithm"])
         run_values = dict(data["run"])
-        config = preset.config_type(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["config"].items()})
+        config = preset.config_type(**{current_name(preset.config_type, k): tuple(v) if isinstance(v, list) else v
+                                       for k, v in data["config"].items()})
     except (yaml.YAMLError, KeyError, TypeError) as e:
         raise ConfigError(f"{path} is damaged ({type(e).__name__}: {e}); it cannot be resumed") from None
     known = {f.name for f in dataclasses.fields(RunOptions)}

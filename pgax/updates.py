@@ -107,6 +107,29 @@ def ppo_loss(params, minibatch: Batch, old_log_prob: jax.Array, *, policy_apply:
     return loss, aux
 
 
+def minibatch_epochs(step: Callable, carry, data, key: jax.Array, *, epochs: int, minibatches: int,
+                     rule: str = "update"):
+    """`epochs` passes over `data` (a pytree of [B, ...] leaves), each in a fresh random order cut into
+    `minibatches` equal minibatches, as `carry, out = step(carry, minibatch)` steps.
+
+    Epoch e's order is `permutation(split(key, epochs)[e], B)`. Returns (carry, outs) with outs
+    stacked [epochs, minibatches, ...] (None when `step` outputs None). `rule` names the caller in
+    the error raised when `minibatches` does not divide B.
+    """
+    num = jax.tree_util.tree_leaves(data)[0].shape[0]
+    if num % minibatches:
+        raise ValueError(f"{rule}: {minibatches} minibatches do not divide the batch of {num} samples; "
+                         "choose a divisor of num_envs × num_steps")
+
+    def epoch(carry, epoch_key):
+        order = jax.random.permutation(epoch_key, num)
+        shuffled = jax.tree_util.tree_map(
+            lambda x: jnp.take(x, order, axis=0).reshape((minibatches, -1) + x.shape[1:]), data)
+        return jax.lax.scan(step, carry, shuffled)
+
+    return jax.lax.scan(epoch, carry, jax.random.split(key, epochs))
+
+
 def ppo_clip(policy_apply: Callable, value_apply: Callable, optimizer: optax.GradientTransformation, *,
              clip_eps: float = 0.2, vf_coef: float = 0.5, ent_coef: float = 0.01, epochs: int = 4,
              minibatches: int = 4, normalize_advantages: bool = True,
@@ -133,9 +156,6 @@ def ppo_clip(policy_apply: Callable, value_apply: Callable, optimizer: optax.Gra
     def update(params, opt_state, batch: Batch, key: jax.Array):
         samples = flatten_time_and_envs(batch)
         num_samples = samples.advantage.shape[0]
-        if num_samples % minibatches:
-            raise ValueError(f"ppo_clip: {minibatches} minibatches do not divide the batch of {num_samples} "
-                             "samples; choose a divisor of num_envs × num_steps")
         old_log_prob = jax.lax.stop_gradient(
             policy_apply(params["policy"], samples.obs).log_prob(samples.action))
         # Only what the loss reads is shuffled into minibatches.
@@ -156,17 +176,12 @@ def ppo_clip(policy_apply: Callable, value_apply: Callable, optimizer: optax.Gra
             totals = jax.tree_util.tree_map(jnp.add, totals, aux)
             return (params, opt_state, totals), None
 
-        def epoch(carry, epoch_key):
-            order = jax.random.permutation(epoch_key, num_samples)
-            shuffled = jax.tree_util.tree_map(
-                lambda x: jnp.take(x, order, axis=0).reshape((minibatches, -1) + x.shape[1:]), samples)
-            return jax.lax.scan(minibatch_step, carry, shuffled)[0], None
-
         example = jax.tree_util.tree_map(lambda x: x[:num_samples // minibatches], samples)
         aux_shape = jax.eval_shape(lambda: grad_fn(params, *example, **loss_kwargs)[0][1])
         totals = {k: jnp.zeros(v.shape, v.dtype) for k, v in aux_shape.items() if k != "ratio"}
         totals["grad_norm"] = jnp.zeros((), samples[0].advantage.dtype)
-        (params, opt_state, totals), _ = jax.lax.scan(epoch, (params, opt_state, totals), jax.random.split(key, epochs))
+        (params, opt_state, totals), _ = minibatch_epochs(minibatch_step, (params, opt_state, totals), samples, key,
+                                                          epochs=epochs, minibatches=minibatches, rule="ppo_clip")
         metrics = {k: v / (epochs * minibatches) for k, v in totals.items()}
         metrics["explained_variance"] = explained_variance(batch.value, batch.target)
         return params, opt_state, metrics
@@ -245,51 +260,79 @@ def natural_step(grad: jax.Array, direction: jax.Array, epsilon: float) -> jax.A
     return jnp.where(gu > 0, direction * jnp.sqrt(2.0 * epsilon / jnp.where(gu > 0, gu, 1.0)), 0.0)
 
 
-def _flat_policy_problem(policy_apply, params, batch, normalize_advantages):
-    samples = policy_samples(policy_apply, params, batch, normalize_advantages)
-    theta, unravel = ravel_pytree(params)
-    objective = lambda flat: surrogate_objective(policy_apply, unravel(flat), samples)  # noqa: E731
-    kl = lambda flat: mean_kl(policy_apply, unravel(flat), samples)  # noqa: E731
-    return samples, theta, unravel, objective, kl
+class FlatPolicyProblem(NamedTuple):
+    """A policy-improvement problem over flat parameters θ [d]: the objective U(θ) to raise, the mean
+    KL(θ) from the current policy to bound, and the Fisher product v ↦ F v at the current θ."""
 
-
-def _natural_direction(policy_apply, params, samples, unravel, grad, *, solver, cg_iters, cg_tol, damping):
-    """u ≈ (F + λI)⁻¹ g and a flat Fisher product, by CG on Fisher-vector products or a dense solve."""
-    fvp_tree = linalg.fisher_vector_product(lambda p: policy_apply(p, samples.obs), params, samples.weight)
-
-    def fvp(v):
-        return ravel_pytree(fvp_tree(unravel(v)))[0]
-
-    if solver == "cg":
-        res = linalg.conjugate_gradient(fvp, grad, max_iters=cg_iters, tol=cg_tol, damping=damping)
-        return res.x, fvp, {"cg_iterations": res.iterations.astype(jnp.float32), "cg_residual": res.residual_norm}
-    fisher = linalg.dense_matrix(fvp, grad.shape[0], grad.dtype)
-    direction = linalg.solve_dense(fisher, grad, damping=damping, pinv=(solver == "pinv"))
-    residual = jnp.linalg.norm(fisher @ direction + damping * direction - grad)
-    return direction, fvp, {"cg_iterations": jnp.zeros((), jnp.float32), "cg_residual": residual}
-
-
-class _NaturalProposal(NamedTuple):
     theta: jax.Array
     unravel: Callable
     objective: Callable
     kl: Callable
+    fisher_product: Callable
+
+
+def surrogate_problem(policy_apply: Callable, params, batch: Batch,
+                      normalize_advantages: bool = False) -> FlatPolicyProblem:
+    """The problem of chapter 12 for a batch: U = the importance-sampled surrogate (12.21), KL = the
+    batch's weighted mean KL (12.19), F = the policy's Fisher averaged over the batch's states."""
+    samples = policy_samples(policy_apply, params, batch, normalize_advantages)
+    theta, unravel = ravel_pytree(params)
+    fvp_tree = linalg.fisher_vector_product(lambda p: policy_apply(p, samples.obs), params, samples.weight)
+    return FlatPolicyProblem(theta, unravel,
+                             lambda flat: surrogate_objective(policy_apply, unravel(flat), samples),
+                             lambda flat: mean_kl(policy_apply, unravel(flat), samples),
+                             lambda v: ravel_pytree(fvp_tree(unravel(v)))[0])
+
+
+def _natural_direction(fvp, grad, *, solver, cg_iters, cg_tol, damping):
+    """u ≈ (F + λI)⁻¹ g, by CG on Fisher-vector products or a dense solve."""
+    if solver == "cg":
+        res = linalg.conjugate_gradient(fvp, grad, max_iters=cg_iters, tol=cg_tol, damping=damping)
+        return res.x, {"cg_iterations": res.iterations.astype(jnp.float32), "cg_residual": res.residual_norm}
+    fisher = linalg.dense_matrix(fvp, grad.shape[0], grad.dtype)
+    direction = linalg.solve_dense(fisher, grad, damping=damping, pinv=(solver == "pinv"))
+    residual = jnp.linalg.norm(fisher @ direction + damping * direction - grad)
+    return direction, {"cg_iterations": jnp.zeros((), jnp.float32), "cg_residual": residual}
+
+
+class NaturalProposal(NamedTuple):
+    """The natural step Δθ (12.12) of a `FlatPolicyProblem`, with ∇U and the solver's metrics."""
+
+    problem: FlatPolicyProblem
     grad: jax.Array
     step: jax.Array
-    fvp: Callable
     info: dict
 
 
-def _natural_proposal(policy_apply, params, batch, epsilon, normalize_advantages, **solve_kw) -> _NaturalProposal:
-    """The natural step (12.12) for a batch: flat θ, surrogate, mean KL, ∇U, Δθ and the solver's info."""
-    samples, theta, unravel, objective, kl = _flat_policy_problem(policy_apply, params, batch, normalize_advantages)
-    grad = jax.grad(objective)(theta)
-    direction, fvp, info = _natural_direction(policy_apply, params, samples, unravel, grad, **solve_kw)
+def natural_proposal(problem: FlatPolicyProblem, epsilon: float, *, solver: str = "cg", cg_iters: int = 10,
+                     cg_tol: float = 1e-10, damping: float = 0.1) -> NaturalProposal:
+    """Δθ = u √(2ε / ∇Uᵀu), u = (F + λI)⁻¹∇U (12.12-12.13) for any flat objective, KL and Fisher
+    product (the surrogate of `surrogate_problem`, vine's (15)/(16), ...). Metrics: cg_iterations,
+    cg_residual, grad_norm, step_size √(2ε/∇Uᵀu), predicted_kl ½ΔθᵀFΔθ."""
+    _check_solver(solver)
+    grad = jax.grad(problem.objective)(problem.theta)
+    direction, info = _natural_direction(problem.fisher_product, grad, solver=solver, cg_iters=cg_iters,
+                                         cg_tol=cg_tol, damping=damping)
     gu = jnp.vdot(grad, direction)
-    info = {**info, "grad_norm": jnp.linalg.norm(grad),
-            "step_size": jnp.where(gu > 0, jnp.sqrt(2.0 * epsilon / jnp.where(gu > 0, gu, 1.0)), 0.0)}
     step = natural_step(grad, direction, epsilon)
-    return _NaturalProposal(theta, unravel, objective, kl, grad, step, fvp, info)
+    info = {**info, "grad_norm": jnp.linalg.norm(grad),
+            "step_size": jnp.where(gu > 0, jnp.sqrt(2.0 * epsilon / jnp.where(gu > 0, gu, 1.0)), 0.0),
+            "predicted_kl": 0.5 * jnp.vdot(step, problem.fisher_product(step))}
+    return NaturalProposal(problem, grad, step, info)
+
+
+def trust_region_search(proposal: NaturalProposal, max_kl: float, *, shrink: float = 0.5,
+                        max_backtracks: int = 10) -> tuple[jax.Array, dict]:
+    """TRPO's line search (12.20) from a natural proposal: the first θ + α^j Δθ that raises U with
+    KL ≤ max_kl, else θ. Returns (θ' flat, metrics: the proposal's, step_norm, mean_kl,
+    surrogate_improvement, accepted, line_search_steps)."""
+    problem = proposal.problem
+    new_theta, search = backtracking_line_search(problem.objective, problem.kl, problem.theta, proposal.step, max_kl,
+                                                 shrink=shrink, max_backtracks=max_backtracks)
+    return new_theta, {**proposal.info, "step_norm": jnp.linalg.norm(new_theta - problem.theta),
+                       "mean_kl": search["constraint"], "surrogate_improvement": search["objective_gain"],
+                       "accepted": search["accepted"].astype(jnp.float32),
+                       "line_search_steps": search["steps"].astype(jnp.float32)}
 
 
 def _check_solver(solver):
@@ -341,13 +384,13 @@ def restricted_gradient(policy_apply: Callable, epsilon: float, *, normalize_adv
     """Restricted step (12.6): θ' = θ + √(2ε) ∇U / ‖∇U‖, the steepest step with ½‖Δθ‖² = ε."""
 
     def update(params, state, batch: Batch, key=None):
-        samples, theta, unravel, objective, kl = _flat_policy_problem(policy_apply, params, batch, normalize_advantages)
-        grad = jax.grad(objective)(theta)
+        problem = surrogate_problem(policy_apply, params, batch, normalize_advantages)
+        grad = jax.grad(problem.objective)(problem.theta)
         step = restricted_step(grad, epsilon)
-        new_theta = theta + step
-        return unravel(new_theta), state, {
-            "grad_norm": jnp.linalg.norm(grad), "step_norm": jnp.linalg.norm(step), "mean_kl": kl(new_theta),
-            "surrogate_improvement": objective(new_theta) - objective(theta),
+        new_theta = problem.theta + step
+        return problem.unravel(new_theta), state, {
+            "grad_norm": jnp.linalg.norm(grad), "step_norm": jnp.linalg.norm(step), "mean_kl": problem.kl(new_theta),
+            "surrogate_improvement": problem.objective(new_theta) - problem.objective(problem.theta),
         }
 
     return UpdateRule(lambda params: (), update)
@@ -367,12 +410,12 @@ def natural_gradient(policy_apply: Callable, epsilon: float, *, solver: str = "c
     _check_solver(solver)
 
     def update(params, state, batch: Batch, key=None):
-        p = _natural_proposal(policy_apply, params, batch, epsilon, normalize_advantages, solver=solver,
-                              cg_iters=cg_iters, cg_tol=cg_tol, damping=damping)
-        new_theta = p.theta + p.step
-        return p.unravel(new_theta), state, {
-            **p.info, "step_norm": jnp.linalg.norm(p.step), "predicted_kl": 0.5 * jnp.vdot(p.step, p.fvp(p.step)),
-            "mean_kl": p.kl(new_theta), "surrogate_improvement": p.objective(new_theta) - p.objective(p.theta),
+        problem = surrogate_problem(policy_apply, params, batch, normalize_advantages)
+        p = natural_proposal(problem, epsilon, solver=solver, cg_iters=cg_iters, cg_tol=cg_tol, damping=damping)
+        new_theta = problem.theta + p.step
+        return problem.unravel(new_theta), state, {
+            **p.info, "step_norm": jnp.linalg.norm(p.step), "mean_kl": problem.kl(new_theta),
+            "surrogate_improvement": problem.objective(new_theta) - problem.objective(problem.theta),
         }
 
     return UpdateRule(lambda params: (), update)
@@ -417,17 +460,10 @@ def trust_region(policy_apply: Callable, max_kl: float, *, shrink: float = 0.5, 
     _check_solver(solver)
 
     def update(params, state, batch: Batch, key=None):
-        p = _natural_proposal(policy_apply, params, batch, max_kl, normalize_advantages, solver=solver,
-                              cg_iters=cg_iters, cg_tol=cg_tol, damping=damping)
-        new_theta, search = backtracking_line_search(p.objective, p.kl, p.theta, p.step, max_kl, shrink=shrink,
-                                                     max_backtracks=max_backtracks)
-        return p.unravel(new_theta), state, {
-            **p.info, "step_norm": jnp.linalg.norm(new_theta - p.theta),
-            "predicted_kl": 0.5 * jnp.vdot(p.step, p.fvp(p.step)), "mean_kl": search["constraint"],
-            "surrogate_improvement": search["objective_gain"],
-            "accepted": search["accepted"].astype(jnp.float32),
-            "line_search_steps": search["steps"].astype(jnp.float32),
-        }
+        problem = surrogate_problem(policy_apply, params, batch, normalize_advantages)
+        proposal = natural_proposal(problem, max_kl, solver=solver, cg_iters=cg_iters, cg_tol=cg_tol, damping=damping)
+        new_theta, metrics = trust_region_search(proposal, max_kl, shrink=shrink, max_backtracks=max_backtracks)
+        return problem.unravel(new_theta), state, metrics
 
     return UpdateRule(lambda params: (), update)
 
@@ -463,9 +499,6 @@ def kl_penalty(policy_apply: Callable, optimizer: optax.GradientTransformation, 
 
     def update(params, state: KLPenaltyState, batch: Batch, key):
         samples = policy_samples(policy_apply, params, batch, normalize_advantages)
-        num = samples.advantage.shape[0]
-        if num % minibatches:
-            raise ValueError(f"kl_penalty: {minibatches} minibatches do not divide the batch of {num} samples")
 
         def step(carry, mb):
             params, opt_state = carry
@@ -474,14 +507,8 @@ def kl_penalty(policy_apply: Callable, optimizer: optax.GradientTransformation, 
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), optax.tree.norm(grads)
 
-        def epoch(carry, k):
-            order = jax.random.permutation(k, num)
-            shuffled = jax.tree_util.tree_map(
-                lambda x: jnp.take(x, order, axis=0).reshape((minibatches, -1) + x.shape[1:]), samples)
-            return jax.lax.scan(step, carry, shuffled)
-
-        (new_params, opt_state), grad_norms = jax.lax.scan(epoch, (params, state.opt_state),
-                                                           jax.random.split(key, epochs))
+        (new_params, opt_state), grad_norms = minibatch_epochs(
+            step, (params, state.opt_state), samples, key, epochs=epochs, minibatches=minibatches, rule="kl_penalty")
         surrogate = surrogate_objective(policy_apply, new_params, samples)
         kl = mean_kl(policy_apply, new_params, samples)
         new_beta = state.beta
@@ -583,9 +610,6 @@ def value_regression(value_apply: Callable, optimizer: optax.GradientTransformat
         target = batch.target.reshape(-1)
         weight = (jnp.ones_like(target) if batch.sample_weight is None
                   else batch.sample_weight.reshape(-1).astype(target.dtype))
-        num = target.shape[0]
-        if num % minibatches:
-            raise ValueError(f"value_regression: {minibatches} minibatches do not divide the batch of {num} samples")
         data = (obs, target, weight)
 
         def step(carry, mb):
@@ -594,13 +618,8 @@ def value_regression(value_apply: Callable, optimizer: optax.GradientTransformat
             updates, opt_state = optimizer.update(grads, opt_state, w)
             return (optax.apply_updates(w, updates), opt_state), None
 
-        def epoch(carry, k):
-            order = jax.random.permutation(k, num)
-            shuffled = jax.tree_util.tree_map(
-                lambda x: jnp.take(x, order, axis=0).reshape((minibatches, -1) + x.shape[1:]), data)
-            return jax.lax.scan(step, carry, shuffled)[0], None
-
-        (w, opt_state), _ = jax.lax.scan(epoch, (w, opt_state), jax.random.split(key, epochs))
+        (w, opt_state), _ = minibatch_epochs(step, (w, opt_state), data, key, epochs=epochs, minibatches=minibatches,
+                                             rule="value_regression")
         metrics = {"value_loss": loss_fn(w, obs, target, weight)}
         if batch.value is not None:
             metrics["explained_variance"] = explained_variance(batch.value.reshape(-1), target)

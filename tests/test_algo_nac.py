@@ -37,7 +37,7 @@ def exact_batch(theta):
 
 def test_compatible_critic_from_exact_advantages_is_the_exact_natural_gradient():
     batch = exact_batch(THETA)
-    rule = natural_actor(POLICY.apply, step="fixed", lr=1.0, ridge=0.0, cg_iters=100, cg_tol=1e-9,
+    rule = natural_actor(POLICY.apply, step="fixed", lr=1.0, damping=0.0, cg_iters=100, cg_tol=1e-9,
                          normalize_advantages=False)
     new_theta, _, metrics = jax.jit(rule.update)(THETA, (), batch)
     # w is compared after removing each state's mean: a constant per state is the softmax's null
@@ -78,7 +78,7 @@ def sampled_critic_errors(key, num_sets):
         for mask in (jnp.arange(num_envs) < small, jnp.ones(num_envs, bool)):
             w, _, _ = compatible_critic_weights(POLICY.apply, THETA,
                                                 batch.replace(advantage=td, sample_weight=weight * mask),
-                                                ridge=1e-5, cg_iters=50, cg_tol=1e-9)
+                                                damping=1e-5, cg_iters=50, cg_tol=1e-9)
             out.append(w - w.mean(axis=1, keepdims=True))
         return out
 
@@ -112,7 +112,7 @@ def test_nac_learns_cartpole():
 REGULATOR = LearningClaim("nac SimpleRegulator-v0", preset_regulator, {"distance": ("<", 0.5)},
                           measure_kwargs=dict(make=make_nac, iterations=25, config=NACConfig(
                               policy="linear", linear_init=(0.0, 1.0), gamma=1.0, num_envs=16, num_steps=20, lr=0.5,
-                              hidden_sizes=(16,), value_minibatches=2)))
+                              hidden_sizes=(16,), critic_minibatches=2)))
 
 
 @pytest.mark.slow
@@ -122,8 +122,8 @@ def test_linear_policy_moves_toward_the_regulator_optimum():
 
 
 def test_config_errors_are_one_line():
-    for bad, flag in ((dict(step="natural"), "--step"), (dict(value_minibatches=3), "--value-minibatches"),
-                      (dict(ridge=-1.0), "--ridge"), (dict(cg_iters=0), "--cg-iters"), (dict(lr=0.0), "--lr"),
+    for bad, flag in ((dict(step="natural"), "--step"), (dict(critic_minibatches=3), "--critic-minibatches"),
+                      (dict(cg_damping=-1.0), "--cg-damping"), (dict(cg_iters=0), "--cg-iters"), (dict(lr=0.0), "--lr"),
                       (dict(hidden_sizes=()), "--hidden-sizes")):
         with pytest.raises(ConfigError, match=flag) as err:
             NACConfig(**bad).validate()

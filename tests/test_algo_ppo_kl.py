@@ -38,7 +38,7 @@ def test_ppo_kl_learns_cartpole():
 REGULATOR = LearningClaim("ppo_kl SimpleRegulator-v0", preset_regulator, {"distance": ("<", 0.5), "gain": ("<", -0.5)},
                           measure_kwargs=dict(make=make_ppo_kl, iterations=25, config=PPOKLConfig(
                               policy="linear", linear_init=(0.0, 1.0), gamma=1.0, num_envs=16, num_steps=20, lr=0.01,
-                              anneal_lr=False, minibatches=2, value_minibatches=2, hidden_sizes=(16,))))
+                              anneal_lr=False, minibatches=2, critic_minibatches=2, hidden_sizes=(16,))))
 
 
 @pytest.mark.slow
@@ -48,7 +48,7 @@ def test_linear_policy_moves_toward_the_regulator_optimum():
 
 
 def test_config_errors_are_one_line():
-    for bad, flag in ((dict(minibatches=3), "--minibatches"), (dict(value_minibatches=5), "--value-minibatches"),
+    for bad, flag in ((dict(minibatches=3), "--minibatches"), (dict(critic_minibatches=5), "--critic-minibatches"),
                       (dict(kl_target=0.0), "--kl-target"), (dict(gae_lambda=1.5), "--gae-lambda"),
                       (dict(policy="table"), "--policy"), (dict(beta=-1.0), "--beta")):
         with pytest.raises(ConfigError, match=flag) as err:

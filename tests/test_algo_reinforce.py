@@ -140,9 +140,9 @@ def test_whole_return_uses_exactly_the_episodes_inside_each_window():
     (["train", "reinforce", "--policy", "linear"], "--policy linear needs a scalar Box action"),
     (["train", "reinforce", "--policy", "linear", "--env", "SimpleRegulator-v0", "--linear-init", "1", "2", "3"],
      "--linear-init needs 2 numbers"),
-    (["train", "reinforce_baseline", "--value-minibatches", "3"], "--value-minibatches 3 does not divide the batch"),
-    (["train", "reinforce_baseline", "--value-lr", "-1"], "--value-lr must be positive"),
-    (["train", "reinforce_baseline", "--value-epochs", "0"], "--value-epochs must be a positive integer"),
+    (["train", "reinforce_baseline", "--critic-minibatches", "3"], "--critic-minibatches 3 does not divide the batch"),
+    (["train", "reinforce_baseline", "--critic-lr", "-1"], "--critic-lr must be positive"),
+    (["train", "reinforce_baseline", "--critic-epochs", "0"], "--critic-epochs must be a positive integer"),
 ])
 def test_bad_config_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
     code = main(argv + ["--out", str(tmp_path)])
@@ -176,7 +176,7 @@ REGULATOR_CONFIGS = {
                                                   returns="whole_return")),
     "reinforce_baseline": (make_reinforce_baseline,
                            ReinforceBaselineConfig(num_envs=16, num_steps=10, lr=0.05, gamma=1.0, policy="linear",
-                                                   value_minibatches=1)),
+                                                   critic_minibatches=1)),
 }
 
 

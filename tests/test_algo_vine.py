@@ -128,7 +128,7 @@ def test_config_errors_are_one_line():
     for bad, flag in ((dict(num_branch_states=1000), "--num-branch-states"),
                       (dict(branch_actions="some"), "--branch-actions"),
                       (dict(branch_actions="sampled", num_branch_actions=1), "--num-branch-actions"),
-                      (dict(value_minibatches=5), "--value-minibatches"), (dict(max_kl=0.0), "--max-kl"),
+                      (dict(critic_minibatches=5), "--critic-minibatches"), (dict(max_kl=0.0), "--max-kl"),
                       (dict(branch_horizon=0), "--branch-horizon")):
         with pytest.raises(ConfigError, match=flag) as err:
             VineConfig(**bad).validate()

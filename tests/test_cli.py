@@ -133,3 +133,34 @@ def test_a_reader_that_goes_away_stops_the_output_quietly():
     _, err = process.communicate(timeout=120)
     assert process.returncode == 1
     assert err == b""
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "ppo", "--adam-eps", "1e-5"], "--adam-eps is now called --optimizer-eps"),
+    (["train", "nac", "--ridge=0.1"], "--ridge is now called --cg-damping"),
+    (["train", "vine", "--damping", "0.1"], "--damping is now called --cg-damping"),
+    (["train", "ppo_kl", "--value-lr", "1e-3"], "--value-lr is now called --critic-lr"),
+])
+def test_a_renamed_flag_is_one_line_naming_the_new_one(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_files_with_renamed_keys_load_under_the_new_names(tmp_path):
+    """A config file and a run folder's config.yaml written before the renames still load."""
+    from pgax.algorithms import get_preset
+    from pgax.cli import load_config_file
+    from pgax.experiment import RunOptions, read_run
+
+    preset = get_preset("nac")
+    flat = tmp_path / "old.yaml"
+    flat.write_text("value_lr: 0.002\nvalue-epochs: 3\nridge: 0.01\n")
+    _, config = load_config_file(str(flat), preset, RunOptions(), preset.config_type())
+    assert (config.critic_lr, config.critic_epochs, config.cg_damping) == (0.002, 3, 0.01)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(
+        {"algorithm": "ppo", "run": {"env": "CartPole-v1", "steps": 1000}, "config": {"adam_eps": 1e-6, "lr": 1e-3}}))
+    _, run, config = read_run(run_dir)
+    assert config.optimizer_eps == 1e-6 and config.lr == 1e-3 and run.steps == 1000

@@ -292,7 +292,7 @@ MUTANTS: tuple[Mutant, ...] = (
            ("tests/test_experiment.py::test_a_checkpoint_of_another_run_is_one_line_and_exit_2",)),
     Mutant("eval-keys-split-over-seeds", "evaluation keys split from the first seed over the seed count",
            "pgax/train.py",
-           "return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), EVAL_STREAM) for s in seeds])",
+           "return stack_seeds([jax.random.fold_in(jax.random.PRNGKey(s), EVAL_STREAM) for s in seeds])",
            "return jax.random.split(jax.random.PRNGKey(seeds[0]), len(seeds))",
            ("tests/test_experiment.py::test_a_seeds_evaluation_does_not_depend_on_the_seeds_beside_it",)),
 )

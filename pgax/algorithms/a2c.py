@@ -16,13 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax
 import optax
 
-from pgax.algorithms.core import (Agent, AgentState, add_gae, check_network, check_non_negative, check_positive,
-                                  check_positive_ints, check_unit_interval, make_policy, make_value, mode_action,
-                                  sample_action)
-from pgax.batch import Batch
+from pgax.algorithms.core import (Agent, actor_critic_agent, check_network, check_non_negative,
+                                  check_positive, check_positive_ints, check_unit_interval, gae_estimator,
+                                  make_policy, make_value)
 from pgax.errors import ConfigError
 from pgax.updates import advantage_actor_critic
 
@@ -99,14 +97,4 @@ def make_a2c(config: A2CConfig, env, num_iterations: int) -> Agent:
                                   vf_coef=config.vf_coef, ent_coef=config.ent_coef,
                                   normalize_advantages=config.normalize_advantages)
 
-    def init(key, obs):
-        k_policy, k_value = jax.random.split(key)
-        params = {"policy": policy.init(k_policy, obs), "value": critic.init(k_value, obs)}
-        return AgentState(params, rule.init(params))
-
-    def learn(state: AgentState, batch: Batch, key):
-        batch = add_gae(batch, critic.apply, state.params["value"], config.gamma, config.gae_lambda)
-        params, update_state, metrics = rule.update(state.params, state.update_state, batch, key)
-        return AgentState(params, update_state), metrics
-
-    return Agent(init, sample_action(policy), mode_action(policy), learn)
+    return actor_critic_agent(policy, critic, rule, gae_estimator(critic, config.gamma, config.gae_lambda))

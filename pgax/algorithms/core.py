@@ -69,6 +69,20 @@ class Preset:
     summary: str
 
 
+# Config fields renamed so that one concept has one name across presets: old name -> new name. A
+# config file or a run's config.yaml with an old name loads under the new one; an old flag is
+# refused with a line naming the new one.
+RENAMED_FIELDS = {"value_lr": "critic_lr", "value_epochs": "critic_epochs", "value_minibatches": "critic_minibatches",
+                  "ridge": "cg_damping", "damping": "cg_damping", "adam_eps": "optimizer_eps"}
+
+
+def current_name(config_type: type, name: str) -> str:
+    """`name` as `config_type` calls it now: the new name of a renamed field it has, else `name`."""
+    fields = {f.name for f in dataclasses.fields(config_type)}
+    new = RENAMED_FIELDS.get(name)
+    return new if name not in fields and new in fields else name
+
+
 def flag(field_name: str) -> str:
     """The CLI flag of a config field: clip_eps -> clip-eps."""
     return field_name.replace("_", "-")
@@ -173,6 +187,34 @@ def add_gae(batch: Batch, value_apply: Callable, value_params, gamma: float, lam
     gae = jax.vmap(estimators.gae, in_axes=(1, 1, 1, 1, None, 1), out_axes=1)
     advantage = gae(batch.reward, discount, v_tm1, v_t, lambda_, batch.truncated)
     return batch.replace(advantage=advantage, target=advantage + v_tm1, value=v_tm1)
+
+
+def gae_estimator(critic: Model, gamma: float, lambda_: float) -> Callable:
+    """`estimate(batch, value_params) -> batch` with GAE(λ) advantages, λ-return targets and values (`add_gae`)."""
+    return lambda batch, value_params: add_gae(batch, critic.apply, value_params, gamma, lambda_)
+
+
+def actor_critic_agent(policy: Model, critic: Model, rule, estimate: Callable) -> Agent:
+    """The agent of a policy π_θ and a state-value critic V_w trained by one update rule.
+
+    params = {"policy": θ, "value": w}, each network initialised from its own half of the key;
+    `learn` fills the batch's advantage estimates with `estimate(batch, w)` (e.g. `gae_estimator`)
+    and applies `rule` (an `updates.UpdateRule` on the whole params, e.g. `updates.ppo_clip` or
+    `updates.actor_critic(policy_rule, value_rule)`). Acting samples π (rollouts) or takes its mode
+    (evaluation).
+    """
+
+    def init(key, obs):
+        k_policy, k_value = jax.random.split(key)
+        params = {"policy": policy.init(k_policy, obs), "value": critic.init(k_value, obs)}
+        return AgentState(params, rule.init(params))
+
+    def learn(state: AgentState, batch: Batch, key):
+        batch = estimate(batch, state.params["value"])
+        params, update_state, metrics = rule.update(state.params, state.update_state, batch, key)
+        return AgentState(params, update_state), metrics
+
+    return Agent(init, sample_action(policy), mode_action(policy), learn)
 
 
 def sample_action(policy: Model):

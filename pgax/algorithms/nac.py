@@ -25,9 +25,8 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from pgax import linalg
-from pgax.algorithms.core import (Agent, AgentState, add_gae, check_network, check_non_negative, check_positive,
-                                  check_positive_ints, check_unit_interval, make_policy, make_value, mode_action,
-                                  sample_action)
+from pgax.algorithms.core import (Agent, actor_critic_agent, check_network, check_non_negative, check_positive,
+                                  check_positive_ints, check_unit_interval, gae_estimator, make_policy, make_value)
 from pgax.batch import Batch
 from pgax.errors import ConfigError
 from pgax.updates import UpdateRule, actor_critic, mean_kl, natural_step, policy_samples, value_regression
@@ -49,8 +48,8 @@ class NACConfig:
     """ε of the KL-scaled step (--step kl)."""
     lr: float = 0.05
     """α of the fixed step θ += α w (--step fixed)."""
-    ridge: float = 1e-3
-    """λ of the ridge least squares (F̂ + λI) w = ĝ."""
+    cg_damping: float = 1e-3
+    """λ of the ridge least squares (F̂ + λI) w = ĝ (the damping of its CG solve)."""
     cg_iters: int = 20
     """Conjugate-gradient iterations for w."""
     cg_tol: float = 1e-8
@@ -61,11 +60,11 @@ class NACConfig:
     """Discount factor γ."""
     gae_lambda: float = 0.95
     """GAE trace parameter λ of the advantage estimates Â."""
-    value_lr: float = 1e-3
+    critic_lr: float = 1e-3
     """Adam learning rate of the value critic's regression on the λ-returns."""
-    value_epochs: int = 8
+    critic_epochs: int = 8
     """Passes of the value optimizer over each batch."""
-    value_minibatches: int = 4
+    critic_minibatches: int = 4
     """Value minibatches per epoch; must divide num_envs × num_steps."""
     hidden_sizes: tuple[int, ...] = (32, 32)
     """Hidden layer widths of the actor and critic MLPs (the per-sample scores Ψ are [B, d]: d drives the cost)."""
@@ -84,14 +83,14 @@ class NACConfig:
 
     def validate(self) -> None:
         """Raise `ConfigError` with a one-line message naming the bad value and the fix."""
-        check_positive_ints(self, ("num_envs", "num_steps", "cg_iters", "value_epochs", "value_minibatches"))
-        if self.batch_size % self.value_minibatches:
-            raise ConfigError(f"--value-minibatches {self.value_minibatches} does not divide the batch of "
+        check_positive_ints(self, ("num_envs", "num_steps", "cg_iters", "critic_epochs", "critic_minibatches"))
+        if self.batch_size % self.critic_minibatches:
+            raise ConfigError(f"--critic-minibatches {self.critic_minibatches} does not divide the batch of "
                               f"num_envs × num_steps = {self.batch_size}; choose a divisor of {self.batch_size}")
         if self.step not in STEP_KINDS:
             raise ConfigError(f"--step {self.step!r} is not known; use one of {', '.join(STEP_KINDS)}")
-        check_positive(self, ("max_kl", "lr", "value_lr"))
-        check_non_negative(self, ("ridge", "cg_tol"))
+        check_positive(self, ("max_kl", "lr", "critic_lr"))
+        check_non_negative(self, ("cg_damping", "cg_tol"))
         check_unit_interval(self, ("gamma", "gae_lambda"))
         check_network(self)
 
@@ -107,7 +106,7 @@ def score_matrix(policy_apply: Callable, params, obs: jax.Array, action: jax.Arr
     return jax.vmap(jax.grad(log_prob), in_axes=(None, 0, 0))(theta, obs, action), unravel
 
 
-def compatible_critic_weights(policy_apply: Callable, params, batch: Batch, *, ridge: float = 0.0,
+def compatible_critic_weights(policy_apply: Callable, params, batch: Batch, *, damping: float = 0.0,
                               cg_iters: int = 50, cg_tol: float = 1e-10, normalize_advantages: bool = False):
     """The compatible critic's weights w for a batch (leaves [..., B] or [T, N]; flattened):
 
@@ -132,7 +131,7 @@ def compatible_critic_weights(policy_apply: Callable, params, batch: Batch, *, r
     def fisher_product(v):
         return psi.T @ (p * (psi @ v))
 
-    res = linalg.conjugate_gradient(fisher_product, g, max_iters=cg_iters, tol=cg_tol, damping=ridge)
+    res = linalg.conjugate_gradient(fisher_product, g, max_iters=cg_iters, tol=cg_tol, damping=damping)
     w = res.x
     fit = psi @ w
     mean_adv = jnp.sum(p * advantage)
@@ -144,7 +143,7 @@ def compatible_critic_weights(policy_apply: Callable, params, batch: Batch, *, r
 
 
 def natural_actor(policy_apply: Callable, *, step: str = "fixed", max_kl: float = 0.02, lr: float = 0.05,
-                  ridge: float = 1e-3, cg_iters: int = 20, cg_tol: float = 1e-8,
+                  damping: float = 1e-3, cg_iters: int = 20, cg_tol: float = 1e-8,
                   normalize_advantages: bool = True) -> UpdateRule:
     """NAC's actor rule on the policy parameters: fit w (`compatible_critic_weights`), then
 
@@ -157,7 +156,7 @@ def natural_actor(policy_apply: Callable, *, step: str = "fixed", max_kl: float 
         raise ValueError(f"natural_actor: unknown step {step!r}; use one of {STEP_KINDS}")
 
     def update(params, state, batch: Batch, key=None):
-        w, g, info = compatible_critic_weights(policy_apply, params, batch, ridge=ridge, cg_iters=cg_iters,
+        w, g, info = compatible_critic_weights(policy_apply, params, batch, damping=damping, cg_iters=cg_iters,
                                                cg_tol=cg_tol, normalize_advantages=normalize_advantages)
         w_flat, unravel = ravel_pytree(w)
         g_flat = ravel_pytree(g)[0]
@@ -178,20 +177,10 @@ def make_nac(config: NACConfig, env, num_iterations: int) -> Agent:
     policy = make_policy(config, env)
     critic = make_value(config)
     rule = actor_critic(
-        natural_actor(policy.apply, step=config.step, max_kl=config.max_kl, lr=config.lr, ridge=config.ridge,
+        natural_actor(policy.apply, step=config.step, max_kl=config.max_kl, lr=config.lr, damping=config.cg_damping,
                       cg_iters=config.cg_iters, cg_tol=config.cg_tol,
                       normalize_advantages=config.normalize_advantages),
-        value_regression(critic.apply, optax.adam(config.value_lr, eps=1e-5), epochs=config.value_epochs,
-                         minibatches=config.value_minibatches))
+        value_regression(critic.apply, optax.adam(config.critic_lr, eps=1e-5), epochs=config.critic_epochs,
+                         minibatches=config.critic_minibatches))
 
-    def init(key, obs):
-        k_policy, k_value = jax.random.split(key)
-        params = {"policy": policy.init(k_policy, obs), "value": critic.init(k_value, obs)}
-        return AgentState(params, rule.init(params))
-
-    def learn(state: AgentState, batch: Batch, key):
-        batch = add_gae(batch, critic.apply, state.params["value"], config.gamma, config.gae_lambda)
-        params, update_state, metrics = rule.update(state.params, state.update_state, batch, key)
-        return AgentState(params, update_state), metrics
-
-    return Agent(init, sample_action(policy), mode_action(policy), learn)
+    return actor_critic_agent(policy, critic, rule, gae_estimator(critic, config.gamma, config.gae_lambda))

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax
 import jax.numpy as jnp
 import optax
 
-from pgax.algorithms.core import (Agent, AgentState, add_gae, check_network, check_positive, check_positive_ints,
-                                  check_unit_interval, make_policy, make_value, mode_action, sample_action)
+from pgax.algorithms.core import (Agent, AgentState, actor_critic_agent, check_network, check_positive,
+                                  check_positive_ints, check_unit_interval, gae_estimator, make_policy, make_value,
+                                  mode_action, sample_action)
 from pgax.batch import Batch
 from pgax.errors import ConfigError
 from pgax.exact import PolicySolution, TabularMDP, solve_policy
@@ -207,17 +207,7 @@ def _make_natural(config, env, policy_rule_factory) -> Agent:
                                                       epochs=config.critic_epochs,
                                                       minibatches=config.critic_minibatches))
 
-    def init(key, obs):
-        k_policy, k_value = jax.random.split(key)
-        params = {"policy": policy.init(k_policy, obs), "value": critic.init(k_value, obs)}
-        return AgentState(params, rule.init(params))
-
-    def learn(state: AgentState, batch: Batch, key):
-        batch = add_gae(batch, critic.apply, state.params["value"], config.gamma, config.gae_lambda)
-        params, update_state, metrics = rule.update(state.params, state.update_state, batch, key)
-        return AgentState(params, update_state), metrics
-
-    return Agent(init, act, act_deterministic, learn)
+    return actor_critic_agent(policy, critic, rule, gae_estimator(critic, config.gamma, config.gae_lambda))
 
 
 def make_npg(config: NPGConfig, env, num_iterations: int) -> Agent:

@@ -78,7 +78,7 @@ class TDACConfig:
     """Critic step size β."""
     optimizer: str = "adam"
     """How each per-step semi-gradient direction is applied: adam (Adam on it) or sgd (θ + α · direction)."""
-    adam_eps: float = 1e-5
+    optimizer_eps: float = 1e-5
     """Adam's ε (optimizer adam only)."""
     anneal_lr: bool = False
     """Decay both step sizes linearly to 0 over the run (num_iterations × num_steps updates)."""
@@ -134,7 +134,7 @@ class TDLambdaACConfig:
     """Critic step size β."""
     optimizer: str = "adam"
     """How each per-step direction δ·z is applied: adam (Adam on it) or sgd (θ + α · direction)."""
-    adam_eps: float = 1e-5
+    optimizer_eps: float = 1e-5
     """Adam's ε (optimizer adam only)."""
     anneal_lr: bool = True
     """Decay both step sizes linearly to 0 over the run (num_iterations × num_steps updates); it keeps the
@@ -174,7 +174,7 @@ class TDLambdaACConfig:
 
 def _validate_online(config) -> None:
     check_positive_ints(config, ("num_envs", "num_steps"))
-    check_positive(config, ("actor_lr", "critic_lr", "adam_eps", "reward_scale"))
+    check_positive(config, ("actor_lr", "critic_lr", "optimizer_eps", "reward_scale"))
     check_non_negative(config, ("max_grad_norm", "ent_coef"))
     check_unit_interval(config, ("gamma",))
     if config.optimizer not in OPTIMIZERS:
@@ -190,7 +190,7 @@ def online_optimizer(config, learning_rate: float, num_iterations: int) -> optax
         learning_rate = optax.linear_schedule(learning_rate, 0.0, max(1, num_iterations * config.num_steps))
     parts = [optax.clip_by_global_norm(config.max_grad_norm)] if config.max_grad_norm > 0 else []
     parts.append(optax.sgd(learning_rate) if config.optimizer == "sgd"
-                 else optax.adam(learning_rate, eps=config.adam_eps))
+                 else optax.adam(learning_rate, eps=config.optimizer_eps))
     return optax.chain(*parts)
 
 

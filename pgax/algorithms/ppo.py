@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax
 import optax
 
-from pgax.algorithms.core import (Agent, AgentState, add_gae, check_divides, check_network, check_non_negative,
-                                  check_positive, check_positive_ints, check_unit_interval, make_policy,
-                                  make_value, mode_action, sample_action)
-from pgax.batch import Batch
+from pgax.algorithms.core import (Agent, actor_critic_agent, check_divides, check_network, check_non_negative,
+                                  check_positive, check_positive_ints, check_unit_interval, gae_estimator,
+                                  make_policy, make_value)
 from pgax.updates import ppo_clip
 
 
@@ -31,7 +29,7 @@ class PPOConfig:
     """Adam learning rate (initial value when annealed)."""
     anneal_lr: bool = True
     """Decay the learning rate linearly to 0 over the run."""
-    adam_eps: float = 1e-5
+    optimizer_eps: float = 1e-5
     """Adam's ε."""
     max_grad_norm: float = 0.5
     """Clip the gradient to this global L2 norm (12.2)."""
@@ -64,7 +62,7 @@ class PPOConfig:
         """Raise `ConfigError` with a one-line message naming the bad value and the fix."""
         check_positive_ints(self, ("num_envs", "num_steps", "epochs", "minibatches"))
         check_divides(self)
-        check_positive(self, ("lr", "clip_eps", "max_grad_norm", "adam_eps"))
+        check_positive(self, ("lr", "clip_eps", "max_grad_norm", "optimizer_eps"))
         check_non_negative(self, ("vf_coef", "ent_coef"))
         check_unit_interval(self, ("gamma", "gae_lambda"))
         check_network(self)
@@ -83,19 +81,9 @@ def make_ppo(config: PPOConfig, env, num_iterations: int) -> Agent:
     else:
         lr = config.lr
     optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                            optax.adam(lr, eps=config.adam_eps))
+                            optax.adam(lr, eps=config.optimizer_eps))
     rule = ppo_clip(policy.apply, critic.apply, optimizer, clip_eps=config.clip_eps, vf_coef=config.vf_coef,
                     ent_coef=config.ent_coef, epochs=config.epochs, minibatches=config.minibatches,
                     normalize_advantages=config.normalize_advantages, clip_value_loss=config.clip_value_loss)
 
-    def init(key, obs):
-        k_policy, k_value = jax.random.split(key)
-        params = {"policy": policy.init(k_policy, obs), "value": critic.init(k_value, obs)}
-        return AgentState(params, rule.init(params))
-
-    def learn(state: AgentState, batch: Batch, key):
-        batch = add_gae(batch, critic.apply, state.params["value"], config.gamma, config.gae_lambda)
-        params, update_state, metrics = rule.update(state.params, state.update_state, batch, key)
-        return AgentState(params, update_state), metrics
-
-    return Agent(init, sample_action(policy), mode_action(policy), learn)
+    return actor_critic_agent(policy, critic, rule, gae_estimator(critic, config.gamma, config.gae_lambda))

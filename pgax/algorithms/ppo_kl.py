@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax
 import optax
 
-from pgax.algorithms.core import (Agent, AgentState, add_gae, check_network, check_positive, check_positive_ints,
-                                  check_unit_interval, make_policy, make_value, mode_action, sample_action)
-from pgax.batch import Batch
+from pgax.algorithms.core import (Agent, actor_critic_agent, check_network, check_positive, check_positive_ints,
+                                  check_unit_interval, gae_estimator, make_policy, make_value)
 from pgax.errors import ConfigError
 from pgax.updates import actor_critic, kl_penalty, value_regression
 
@@ -50,11 +48,11 @@ class PPOKLConfig:
     """Discount factor γ."""
     gae_lambda: float = 0.95
     """GAE trace parameter λ (0: TD error, 1: Monte Carlo return minus value)."""
-    value_lr: float = 1e-3
+    critic_lr: float = 1e-3
     """Adam learning rate of the critic's regression on the λ-returns."""
-    value_epochs: int = 8
+    critic_epochs: int = 8
     """Passes of the critic optimizer over each batch."""
-    value_minibatches: int = 4
+    critic_minibatches: int = 4
     """Critic minibatches per epoch; must divide num_envs × num_steps."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the actor and critic MLPs."""
@@ -73,13 +71,13 @@ class PPOKLConfig:
 
     def validate(self) -> None:
         """Raise `ConfigError` with a one-line message naming the bad value and the fix."""
-        check_positive_ints(self, ("num_envs", "num_steps", "epochs", "minibatches", "value_epochs",
-                                   "value_minibatches"))
-        for name in ("minibatches", "value_minibatches"):
+        check_positive_ints(self, ("num_envs", "num_steps", "epochs", "minibatches", "critic_epochs",
+                                   "critic_minibatches"))
+        for name in ("minibatches", "critic_minibatches"):
             if self.batch_size % getattr(self, name):
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} does not divide the batch of "
                                   f"num_envs × num_steps = {self.batch_size}; choose a divisor of {self.batch_size}")
-        check_positive(self, ("lr", "max_grad_norm", "beta", "kl_target", "value_lr"))
+        check_positive(self, ("lr", "max_grad_norm", "beta", "kl_target", "critic_lr"))
         check_unit_interval(self, ("gamma", "gae_lambda"))
         check_network(self)
 
@@ -100,17 +98,7 @@ def make_ppo_kl(config: PPOKLConfig, env, num_iterations: int) -> Agent:
         kl_penalty(policy.apply, policy_optimizer, beta=config.beta, adaptive=config.adaptive_beta,
                    kl_target=config.kl_target, epochs=config.epochs, minibatches=config.minibatches,
                    normalize_advantages=config.normalize_advantages),
-        value_regression(critic.apply, optax.adam(config.value_lr, eps=1e-5), epochs=config.value_epochs,
-                         minibatches=config.value_minibatches))
+        value_regression(critic.apply, optax.adam(config.critic_lr, eps=1e-5), epochs=config.critic_epochs,
+                         minibatches=config.critic_minibatches))
 
-    def init(key, obs):
-        k_policy, k_value = jax.random.split(key)
-        params = {"policy": policy.init(k_policy, obs), "value": critic.init(k_value, obs)}
-        return AgentState(params, rule.init(params))
-
-    def learn(state: AgentState, batch: Batch, key):
-        batch = add_gae(batch, critic.apply, state.params["value"], config.gamma, config.gae_lambda)
-        params, update_state, metrics = rule.update(state.params, state.update_state, batch, key)
-        return AgentState(params, update_state), metrics
-
-    return Agent(init, sample_action(policy), mode_action(policy), learn)
+    return actor_critic_agent(policy, critic, rule, gae_estimator(critic, config.gamma, config.gae_lambda))

@@ -75,7 +75,7 @@ class QACConfig:
     """How the actor's per-step direction is applied: adam (Adam on it) or sgd (θ + α · direction)."""
     critic_optimizer: str = "sgd"
     """How the critic's per-step direction δ φ is applied: sgd (the lecture's w + β δ φ) or adam."""
-    adam_eps: float = 1e-5
+    optimizer_eps: float = 1e-5
     """Adam's ε (adam optimizers only)."""
     baseline: bool = True
     """Weight the score by Q_w(s, a) − Σ_b π(b|s) Q_w(s, b) (the critic's advantage); --no-baseline: by Q_w(s, a)."""
@@ -93,7 +93,7 @@ class QACConfig:
     def validate(self) -> None:
         """Raise `ConfigError` with a one-line message naming the bad value and the fix."""
         check_positive_ints(self, ("num_envs", "num_steps", "num_features"))
-        check_positive(self, ("actor_lr", "critic_lr", "adam_eps"))
+        check_positive(self, ("actor_lr", "critic_lr", "optimizer_eps"))
         if not self.feature_bandwidth or any(not b > 0 for b in self.feature_bandwidth):
             raise ConfigError(f"--feature-bandwidth must be positive numbers, got {self.feature_bandwidth}")
         check_unit_interval(self, ("gamma",))
@@ -150,8 +150,8 @@ def make_qac(config: QACConfig, env, num_iterations: int) -> Agent:
     if len(bandwidth) not in (1, obs_dim):
         raise ConfigError(f"--feature-bandwidth has {len(bandwidth)} values but the observations have {obs_dim} "
                           f"dimensions; give one value or {obs_dim} (the default is CartPole's)")
-    actor_opt = _optimizer(config.actor_optimizer, config.actor_lr, config.adam_eps)
-    critic_opt = _optimizer(config.critic_optimizer, config.critic_lr, config.adam_eps)
+    actor_opt = _optimizer(config.actor_optimizer, config.actor_lr, config.optimizer_eps)
+    critic_opt = _optimizer(config.critic_optimizer, config.critic_lr, config.optimizer_eps)
 
     def init(key, obs):
         k_policy, k_features = jax.random.split(key)

@@ -97,11 +97,11 @@ class ReinforceBaselineConfig:
     """Decay the policy's learning rate linearly to 0 over the run."""
     max_grad_norm: float = 0.0
     """Rescale the policy gradient to at most this global L2 norm (12.2); 0 disables."""
-    value_lr: float = 1e-2
+    critic_lr: float = 1e-2
     """Adam learning rate of the baseline V_w."""
-    value_epochs: int = 10
+    critic_epochs: int = 10
     """Passes over each batch when re-fitting the baseline."""
-    value_minibatches: int = 4
+    critic_minibatches: int = 4
     """Minibatches per baseline pass; must divide num_envs × num_steps."""
     gamma: float = 0.99
     """Discount factor γ in (0, 1]."""
@@ -122,9 +122,9 @@ class ReinforceBaselineConfig:
 
     def validate(self) -> None:
         """Raise `ConfigError` with a one-line message naming the bad value and the fix."""
-        check_positive_ints(self, ("num_envs", "num_steps", "value_epochs", "value_minibatches"))
-        check_divides(self, "value_minibatches")
-        check_positive(self, ("lr", "value_lr"))
+        check_positive_ints(self, ("num_envs", "num_steps", "critic_epochs", "critic_minibatches"))
+        check_divides(self, "critic_minibatches")
+        check_positive(self, ("lr", "critic_lr"))
         check_non_negative(self, ("max_grad_norm",))
         check_gamma_positive(self)
         check_network(self)
@@ -211,14 +211,14 @@ def make_reinforce(config: ReinforceConfig, env, num_iterations: int) -> Agent:
 def make_reinforce_baseline(config: ReinforceBaselineConfig, env, num_iterations: int) -> Agent:
     """REINFORCE with baseline: Â_t = G_t − V_w(s_t) from the critic before this batch, one
     `gradient_ascent` step (Adam) on the policy, then `value_regression` of V_w on G_t
-    (`value_epochs` × `value_minibatches` Adam steps), composed by `updates.actor_critic`. Both use
+    (`critic_epochs` × `critic_minibatches` Adam steps), composed by `updates.actor_critic`. Both use
     only finished episodes' samples (`sample_weight`). State and annealing as for `make_reinforce`.
     """
     policy = make_policy(config, env)
     critic = make_value(config)
     rule = actor_critic(_policy_rule(config, policy, num_iterations),
-                        value_regression(critic.apply, optax.adam(config.value_lr), epochs=config.value_epochs,
-                                         minibatches=config.value_minibatches))
+                        value_regression(critic.apply, optax.adam(config.critic_lr), epochs=config.critic_epochs,
+                                         minibatches=config.critic_minibatches))
 
     def init(key, obs):
         k_policy, k_value = jax.random.split(key)

@@ -40,7 +40,7 @@ from pgax.batch import Batch
 from pgax.envs.core import JaxEnv
 from pgax.errors import ConfigError
 from pgax.spaces import Discrete
-from pgax.updates import backtracking_line_search, natural_step, value_regression
+from pgax.updates import FlatPolicyProblem, natural_proposal, trust_region_search, value_regression
 
 BRANCH_ACTIONS = ("all", "sampled")
 
@@ -64,7 +64,7 @@ class VineConfig:
     """Steps of each branch rollout (the first with the branch's action); bootstrap γ^H V(s_H) if still alive."""
     max_kl: float = 0.01
     """Trust-region size δ: mean KL(π_old ‖ π) over the trunk states ≤ δ."""
-    damping: float = 0.1
+    cg_damping: float = 0.1
     """λ of (F + λI) in the conjugate-gradient solve."""
     cg_iters: int = 10
     """Conjugate-gradient iterations for the natural direction."""
@@ -74,11 +74,11 @@ class VineConfig:
     """Line-search points tried after the full step."""
     gamma: float = 0.99
     """Discount factor γ."""
-    value_lr: float = 1e-3
+    critic_lr: float = 1e-3
     """Adam learning rate of the value critic (fitted on the branch returns)."""
-    value_epochs: int = 10
+    critic_epochs: int = 10
     """Passes of the value optimizer over the branch states' targets."""
-    value_minibatches: int = 2
+    critic_minibatches: int = 2
     """Value minibatches per epoch; must divide num_branch_states."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the actor and critic MLPs."""
@@ -94,7 +94,7 @@ class VineConfig:
     def validate(self) -> None:
         """Raise `ConfigError` with a one-line message naming the bad value and the fix."""
         check_positive_ints(self, ("num_envs", "num_steps", "num_branch_states", "num_branch_actions",
-                                   "branch_horizon", "cg_iters", "value_epochs", "value_minibatches"))
+                                   "branch_horizon", "cg_iters", "critic_epochs", "critic_minibatches"))
         if self.max_backtracks < 0:
             raise ConfigError(f"--max-backtracks must be non-negative, got {self.max_backtracks}")
         if self.branch_actions not in BRANCH_ACTIONS:
@@ -103,12 +103,12 @@ class VineConfig:
         if self.num_branch_states > self.num_envs * self.num_steps:
             raise ConfigError(f"--num-branch-states {self.num_branch_states} exceeds the trunk's num_envs × num_steps "
                               f"= {self.num_envs * self.num_steps} states; lower it or lengthen the trunk")
-        if self.num_branch_states % self.value_minibatches:
-            raise ConfigError(f"--value-minibatches {self.value_minibatches} does not divide --num-branch-states "
+        if self.num_branch_states % self.critic_minibatches:
+            raise ConfigError(f"--critic-minibatches {self.critic_minibatches} does not divide --num-branch-states "
                               f"{self.num_branch_states}; choose a divisor")
         if self.branch_actions == "sampled" and self.num_branch_actions < 2:
             raise ConfigError("--num-branch-actions must be at least 2 for the self-normalised estimator")
-        check_positive(self, ("max_kl", "value_lr", "shrink"))
+        check_positive(self, ("max_kl", "critic_lr", "shrink"))
         check_unit_interval(self, ("gamma", "shrink"))
         check_network(self)
 
@@ -184,8 +184,8 @@ def make_vine(config: VineConfig, env, num_iterations: int) -> Agent:
                           f"{env.action_space!r}: use --branch-actions sampled")
     policy = make_policy(config, env)
     critic = make_value(config)
-    value_rule = value_regression(critic.apply, optax.adam(config.value_lr, eps=1e-5), epochs=config.value_epochs,
-                                  minibatches=config.value_minibatches)
+    value_rule = value_regression(critic.apply, optax.adam(config.critic_lr, eps=1e-5), epochs=config.critic_epochs,
+                                  minibatches=config.critic_minibatches)
     self_normalised = config.branch_actions == "sampled"
     num_actions = env.action_space.n if (discrete and not self_normalised) else config.num_branch_actions
 
@@ -233,13 +233,11 @@ def make_vine(config: VineConfig, env, num_iterations: int) -> Agent:
         def kl(flat):
             return jnp.mean(trunk_old.kl(policy.apply(unravel(flat), trunk_obs)))
 
-        grad = jax.grad(objective)(theta)
         fvp_tree = linalg.fisher_vector_product(lambda p: policy.apply(p, trunk_obs), params["policy"])
-        cg = linalg.conjugate_gradient(lambda v: ravel_pytree(fvp_tree(unravel(v)))[0], grad,
-                                       max_iters=config.cg_iters, damping=config.damping)
-        full_step = natural_step(grad, cg.x, config.max_kl)
-        new_theta, search = backtracking_line_search(objective, kl, theta, full_step, config.max_kl,
-                                                     shrink=config.shrink, max_backtracks=config.max_backtracks)
+        problem = FlatPolicyProblem(theta, unravel, objective, kl, lambda v: ravel_pytree(fvp_tree(unravel(v)))[0])
+        proposal = natural_proposal(problem, config.max_kl, cg_iters=config.cg_iters, damping=config.cg_damping)
+        new_theta, trpo_metrics = trust_region_search(proposal, config.max_kl, shrink=config.shrink,
+                                                      max_backtracks=config.max_backtracks)
 
         if self_normalised:
             value_target = jnp.mean(q, axis=1)
@@ -250,11 +248,7 @@ def make_vine(config: VineConfig, env, num_iterations: int) -> Agent:
         value_params, value_state, value_metrics = value_rule.update(params["value"], state.update_state,
                                                                      value_batch, value_key)
         metrics = {
-            "surrogate_improvement": search["objective_gain"], "mean_kl": search["constraint"],
-            "accepted": search["accepted"].astype(jnp.float32),
-            "line_search_steps": search["steps"].astype(jnp.float32),
-            "grad_norm": jnp.linalg.norm(grad), "step_norm": jnp.linalg.norm(new_theta - theta),
-            "cg_iterations": cg.iterations.astype(jnp.float32), "cg_residual": cg.residual_norm,
+            **trpo_metrics,  # surrogate_improvement, mean_kl, accepted, line_search_steps, grad_norm, step_norm, cg_*
             "q_mean": jnp.mean(q), "q_action_spread": jnp.mean(jnp.max(q, axis=1) - jnp.min(q, axis=1)),
             **value_metrics,  # value_loss, explained_variance (of V before the fit, on the branch states)
         }
