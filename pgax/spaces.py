@@ -1,4 +1,5 @@
-"""Environment-independent descriptions of observation and action spaces.
+"""Environment-independent descriptions of observation and action spaces, and of what an
+algorithm may ask of an environment beyond them (`RestorableEnv`).
 
 Layer 0. Policies are built from these, so the learning layer never imports an environment
 library; the env adapters (pgax.envs) translate gymnax and Gymnasium spaces into them.
@@ -7,6 +8,7 @@ library; the env adapters (pgax.envs) translate gymnax and Gymnasium spaces into
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -38,3 +40,19 @@ class Box:
 
 
 Space = Discrete | Box
+
+
+@runtime_checkable
+class RestorableEnv(Protocol):
+    """An environment whose step is a pure function of a saved state, so that an algorithm can
+    restart rollouts from states recorded earlier (vine's branches). `pgax.envs.JaxEnv` is one.
+
+        reset(key) -> (obs, state)
+        step(key, state, action) -> transition with .obs, .state, .reward, .terminated, .truncated
+    """
+
+    restores_state: ClassVar[bool]
+
+    def reset(self, key: Any) -> Any: ...
+
+    def step(self, key: Any, state: Any, action: Any) -> Any: ...

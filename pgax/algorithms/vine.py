@@ -37,9 +37,8 @@ from pgax import linalg
 from pgax.algorithms.core import (Agent, AgentState, check_network, check_positive, check_positive_ints,
                                   check_unit_interval, make_policy, make_value, mode_action, sample_action)
 from pgax.batch import Batch
-from pgax.envs.core import JaxEnv
 from pgax.errors import ConfigError
-from pgax.spaces import Discrete
+from pgax.spaces import Discrete, RestorableEnv
 from pgax.updates import FlatPolicyProblem, natural_proposal, trust_region_search, value_regression
 
 BRANCH_ACTIONS = ("all", "sampled")
@@ -132,7 +131,7 @@ def vine_surrogate(log_prob: jax.Array, old_log_prob: jax.Array, q: jax.Array, s
     return jnp.mean(per_state)
 
 
-def branch_q(env: JaxEnv, policy_apply: Callable, value_apply: Callable, policy_params, value_params,
+def branch_q(env: RestorableEnv, policy_apply: Callable, value_apply: Callable, policy_params, value_params,
              env_state, obs: jax.Array, first_action: jax.Array, key: jax.Array, horizon: int,
              gamma: float) -> jax.Array:
     """Q̂ of one branch (single environment): `first_action` in `env_state` (observation `obs`), then
@@ -174,7 +173,7 @@ def make_vine(config: VineConfig, env, num_iterations: int) -> Agent:
     num_branch_states × K × branch_horizon branch steps.
     """
     del num_iterations
-    if not isinstance(env, JaxEnv):
+    if not isinstance(env, RestorableEnv):
         raise ConfigError(f"vine restarts branch rollouts from saved states, which only a JAX-native environment "
                           f"allows; {type(env).__name__} cannot be reset to a state — use a JaxEnv id "
                           "(gymnax or pgax's own)")

@@ -54,6 +54,8 @@ class JaxEnv(NamedTuple):
     """The exact model when one is known (a `pgax.exact.TabularMDP` for the tabular envs, an
     `LQRProblem` for LQR), for exact-advantage modes and oracle checks; None otherwise."""
 
+    restores_state = True  # `step` is pure in its state: a `pgax.spaces.RestorableEnv`
+
     # An env is a static argument of jitted functions: hash and compare it by its functions and
     # description, and its model by identity (models hold arrays, which have no hash).
     def _key(self):
