@@ -84,7 +84,7 @@ def test_one_step_on_the_joint_loss():
 @pytest.mark.parametrize("argv, message", [
     (["train", "a2c", "--optimizer", "sgd"], "--optimizer 'sgd' is not known"),
     (["train", "a2c", "--gae-lambda", "1.5"], "--gae-lambda must lie in [0, 1]"),
-    (["train", "a2c", "--max-grad-norm", "0"], "--max-grad-norm must be positive"),
+    (["train", "a2c", "--max-grad-norm", "-1"], "--max-grad-norm must be non-negative"),
     (["train", "a2c", "--num-steps", "0"], "--num-steps must be a positive integer"),
     (["train", "a2c", "--ent-coef", "-0.1"], "--ent-coef must be non-negative"),
     (["train", "a2c", "--policy", "table"], "--policy 'table' is not known"),

@@ -86,7 +86,7 @@ def test_exact_advantages_need_a_tabular_model():
     ("npg", dict(critic_minibatches=3), "--critic-minibatches"),
     ("npg", dict(policy="quadratic"), "--policy"),
     ("trpo", dict(shrink=1.0), "--shrink"),
-    ("trpo", dict(max_backtracks=0), "--max-backtracks"),
+    ("trpo", dict(max_backtracks=-1), "--max-backtracks"),
 ])
 def test_validate_names_the_flag(name, kwargs, flag):
     with pytest.raises(ConfigError, match=flag):

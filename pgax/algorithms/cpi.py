@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
+from pgax.algorithms.blocks import RolloutBlock, check_rollout
 from pgax.algorithms.core import Agent, AgentState, check_non_negative, check_positive_ints, check_unit_interval
 from pgax.batch import Batch
 from pgax.errors import ConfigError
@@ -27,13 +28,10 @@ STEP_MODES = ("bound", "fixed", "line_search")
 
 
 @dataclass(frozen=True)
-class CPIConfig:
+class CPIConfig(RolloutBlock):
     """Conservative policy iteration on a tabular MDP (environments with a `TabularMDP` model)."""
 
-    num_envs: int = 8
-    """Environments stepped in parallel per seed (the rollout feeds sampled estimates and episode statistics)."""
     num_steps: int = 256
-    """Steps per environment in each rollout; a batch holds num_envs × num_steps transitions."""
     advantages: str = "exact"
     """exact: A^π and d^π from the environment's model; sampled: estimated from the rollout (Monte Carlo)."""
     step: str = "bound"
@@ -51,7 +49,8 @@ class CPIConfig:
 
     def validate(self) -> None:
         """Raise `ConfigError` with a one-line message naming the bad value and the fix."""
-        check_positive_ints(self, ("num_envs", "num_steps", "line_search_steps", "return_horizon"))
+        check_rollout(self)
+        check_positive_ints(self, ("line_search_steps", "return_horizon"))
         if self.advantages not in ADVANTAGE_MODES:
             raise ConfigError(f"--advantages {self.advantages!r} is not known; use one of {', '.join(ADVANTAGE_MODES)}")
         if self.step not in STEP_MODES:

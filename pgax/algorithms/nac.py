@@ -25,8 +25,10 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from pgax import linalg
+from pgax.algorithms.blocks import (CriticFitBlock, GAEBlock, NaturalStepBlock, NetworkBlock, RolloutBlock,
+                                    check_critic_fit, check_gae, check_natural_step, check_rollout)
 from pgax.algorithms.core import (Agent, actor_critic_agent, check_network, check_non_negative, check_positive,
-                                  check_positive_ints, check_unit_interval, gae_estimator, make_policy, make_value)
+                                  gae_estimator, make_policy, make_value)
 from pgax.batch import Batch
 from pgax.errors import ConfigError
 from pgax.updates import UpdateRule, actor_critic, mean_kl, natural_step, policy_samples, value_regression
@@ -35,63 +37,32 @@ STEP_KINDS = ("kl", "fixed")
 
 
 @dataclass(frozen=True)
-class NACConfig:
+class NACConfig(NetworkBlock, CriticFitBlock, GAEBlock, NaturalStepBlock, RolloutBlock):
     """Natural actor-critic: compatible critic w fitted by ridge least squares (CG), actor θ += step · w."""
 
-    num_envs: int = 8
-    """Environments stepped in parallel (vmapped) per seed."""
     num_steps: int = 64
-    """Steps per environment in each rollout; a batch holds num_envs × num_steps transitions."""
-    step: str = "fixed"
-    """Actor step along w: kl (θ += √(2ε / ĝᵀw) w, predicted KL ε = --max-kl) or fixed (θ += --lr · w)."""
-    max_kl: float = 0.02
-    """ε of the KL-scaled step (--step kl)."""
-    lr: float = 0.05
-    """α of the fixed step θ += α w (--step fixed)."""
+    cg_iters: int = 20
     cg_damping: float = 1e-3
     """λ of the ridge least squares (F̂ + λI) w = ĝ (the damping of its CG solve)."""
-    cg_iters: int = 20
-    """Conjugate-gradient iterations for w."""
-    cg_tol: float = 1e-8
-    """CG stops when ‖residual‖ ≤ tol · ‖ĝ‖."""
-    normalize_advantages: bool = True
-    """Standardise the advantages of each batch before the fit."""
-    gamma: float = 0.99
-    """Discount factor γ."""
-    gae_lambda: float = 0.95
-    """GAE trace parameter λ of the advantage estimates Â."""
-    critic_lr: float = 1e-3
-    """Adam learning rate of the value critic's regression on the λ-returns."""
-    critic_epochs: int = 8
-    """Passes of the value optimizer over each batch."""
-    critic_minibatches: int = 4
-    """Value minibatches per epoch; must divide num_envs × num_steps."""
     hidden_sizes: tuple[int, ...] = (32, 32)
     """Hidden layer widths of the actor and critic MLPs (the per-sample scores Ψ are [B, d]: d drives the cost)."""
-    activation: str = "tanh"
-    """Hidden activation: tanh or relu."""
-    policy: str = "mlp"
-    """Policy: mlp (Categorical / Gaussian head), linear (the seeds' linear Gaussian), tabular (softmax table)."""
-    linear_init: tuple[float, ...] | None = None
-    """Initial θ of the linear Gaussian policy (weights then σ); default zeros and σ = 1."""
-    init_log_std: float = 0.0
-    """Initial log standard deviation of the MLP Gaussian head (Box actions)."""
-
-    @property
-    def batch_size(self) -> int:
-        return self.num_envs * self.num_steps
+    step: str = "fixed"
+    """Actor step along w: kl (θ += √(2ε / ĝᵀw) w, predicted KL ε = --max-kl) or fixed (θ += --lr · w)."""
+    lr: float = 0.05
+    """α of the fixed step θ += α w (--step fixed)."""
+    cg_tol: float = 1e-8
+    """CG stops when ‖residual‖ ≤ tol · ‖ĝ‖."""
 
     def validate(self) -> None:
         """Raise `ConfigError` with a one-line message naming the bad value and the fix."""
-        check_positive_ints(self, ("num_envs", "num_steps", "cg_iters", "critic_epochs", "critic_minibatches"))
-        if self.batch_size % self.critic_minibatches:
-            raise ConfigError(f"--critic-minibatches {self.critic_minibatches} does not divide the batch of "
-                              f"num_envs × num_steps = {self.batch_size}; choose a divisor of {self.batch_size}")
+        check_rollout(self)
+        check_critic_fit(self)
         if self.step not in STEP_KINDS:
             raise ConfigError(f"--step {self.step!r} is not known; use one of {', '.join(STEP_KINDS)}")
-        check_positive(self, ("max_kl", "lr", "critic_lr"))
-        check_non_negative(self, ("cg_damping", "cg_tol"))
-        check_unit_interval(self, ("gamma", "gae_lambda"))
+        check_natural_step(self)
+        check_positive(self, ("lr",))
+        check_non_negative(self, ("cg_tol",))
+        check_gae(self)
         check_network(self)
 
 

@@ -26,9 +26,11 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import optax
 
-from pgax.algorithms.core import (Agent, AgentState, actor_critic_agent, check_network, check_positive,
-                                  check_positive_ints, check_unit_interval, gae_estimator, make_policy, make_value,
-                                  mode_action, sample_action)
+from pgax.algorithms.blocks import (CriticFitBlock, GAEBlock, LineSearchBlock, NaturalStepBlock, NetworkBlock,
+                                    RolloutBlock, check_critic_fit, check_gae, check_line_search, check_natural_step,
+                                    check_rollout)
+from pgax.algorithms.core import (Agent, AgentState, actor_critic_agent, check_network, gae_estimator, make_policy,
+                                  make_value, mode_action, sample_action)
 from pgax.batch import Batch
 from pgax.errors import ConfigError
 from pgax.exact import PolicySolution, TabularMDP, solve_policy
@@ -39,87 +41,39 @@ ADVANTAGE_KINDS = ("gae", "exact")
 
 
 @dataclass(frozen=True)
-class NPGConfig:
+class NPGConfig(NetworkBlock, CriticFitBlock, GAEBlock, NaturalStepBlock, RolloutBlock):
     """Natural policy gradient: GAE(λ) advantages, one natural step of KL size ε per batch (12.12)."""
 
     num_envs: int = 4
-    """Environments stepped in parallel (vmapped) per seed."""
-    num_steps: int = 128
-    """Steps per environment in each rollout; a batch holds num_envs × num_steps transitions."""
-    max_kl: float = 0.02
-    """ε: the step's second-order mean KL ½ΔθᵀFΔθ (12.12)."""
-    cg_iters: int = 10
-    """Conjugate-gradient iterations for u = (F + λI)⁻¹∇U (≥ the number of parameters for an exact solve)."""
-    cg_damping: float = 0.1
-    """Damping λ added to the Fisher in the CG solve."""
-    gamma: float = 0.99
-    """Discount factor γ."""
     gae_lambda: float = 0.97
-    """GAE trace parameter λ (0: TD error, 1: Monte Carlo return minus value)."""
-    normalize_advantages: bool = True
-    """Standardise the advantages of each batch (weighted mean and std) before the policy step."""
+    critic_lr: float = 3e-3
+    critic_epochs: int = 5
     advantages: str = "gae"
     """gae: GAE(λ) from the critic; exact: every (s, a), exact A^π, weight d^π(s)π(a|s) (tabular MDPs only)."""
-    critic_lr: float = 3e-3
-    """Adam learning rate of the critic re-fit."""
-    critic_epochs: int = 5
-    """Passes of the critic re-fit over each batch."""
-    critic_minibatches: int = 4
-    """Minibatches per critic epoch; must divide num_envs × num_steps."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    """Hidden layer widths of the actor and critic MLPs."""
-    activation: str = "tanh"
-    """Hidden activation: tanh or relu."""
-    policy: str = "mlp"
-    """Policy: mlp, linear (seeds' scalar linear Gaussian), linear_gain (u = −Kx + σξ), tabular (softmax table)."""
-    init_log_std: float = 0.0
-    """Initial log σ of Gaussian policies (mlp on Box actions, linear_gain)."""
-    linear_init: tuple[float, ...] | None = None
-    """Initial θ of the linear policy (weights then σ; default zeros and σ = 1)."""
-
-    @property
-    def batch_size(self) -> int:
-        return self.num_envs * self.num_steps
 
     def validate(self) -> None:
         """Raise `ConfigError` with a one-line message naming the bad value and the fix."""
-        _validate_natural(self)
+        check_rollout(self)
+        check_critic_fit(self)
+        check_natural_step(self)
+        check_gae(self)
+        if self.advantages not in ADVANTAGE_KINDS:
+            raise ConfigError(f"--advantages {self.advantages!r} is not known; use one of {', '.join(ADVANTAGE_KINDS)}")
+        check_network(self)
 
 
 @dataclass(frozen=True)
-class TRPOConfig(NPGConfig):
+class TRPOConfig(LineSearchBlock, NPGConfig):
     """TRPO: the natural step of NPG as the start of a backtracking line search (12.20) on the
     surrogate (12.21) under the mean-KL bound (12.19)."""
 
     max_kl: float = 0.01
     """ε: the mean-KL bound (12.19) of every accepted step, and the natural step's predicted KL (12.12)."""
-    shrink: float = 0.5
-    """Line-search factor α: the j-th candidate is θ + α^j Δθ."""
-    max_backtracks: int = 10
-    """Candidates after the full step; without an acceptable one the policy is kept."""
 
     def validate(self) -> None:
         """Raise `ConfigError` with a one-line message naming the bad value and the fix."""
-        _validate_natural(self)
-        check_positive_ints(self, ("max_backtracks",))
-        if not 0.0 < self.shrink < 1.0:
-            raise ConfigError(f"--shrink must lie strictly between 0 and 1, got {self.shrink}")
-
-
-def _validate_natural(config) -> None:
-    check_positive_ints(config, ("num_envs", "num_steps", "cg_iters", "critic_epochs", "critic_minibatches"))
-    batch = config.num_envs * config.num_steps
-    if batch % config.critic_minibatches:
-        raise ConfigError(
-            f"--critic-minibatches {config.critic_minibatches} does not divide the batch of num_envs × num_steps = "
-            f"{config.num_envs} × {config.num_steps} = {batch}; choose a divisor of {batch}")
-    check_positive(config, ("max_kl", "critic_lr"))
-    if not config.cg_damping >= 0:
-        raise ConfigError(f"--cg-damping must be non-negative, got {config.cg_damping}")
-    check_unit_interval(config, ("gamma", "gae_lambda"))
-    if config.advantages not in ADVANTAGE_KINDS:
-        raise ConfigError(f"--advantages {config.advantages!r} is not known; use one of {', '.join(ADVANTAGE_KINDS)}")
-    check_network(config)
+        super().validate()
+        check_line_search(self)
 
 
 # ---------------------------------------------------------------------------------------------

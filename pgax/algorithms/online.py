@@ -52,9 +52,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from pgax.algorithms.blocks import DiscountBlock, NetworkBlock, RolloutBlock, check_rollout
 from pgax.algorithms.core import (Agent, AgentState, check_network, check_non_negative, check_positive,
-                                  check_positive_ints, check_unit_interval, make_policy, make_value,
-                                  mode_action, sample_action)
+                                  check_unit_interval, make_policy, make_value, mode_action, sample_action)
 from pgax.batch import Batch
 from pgax.errors import ConfigError
 
@@ -62,22 +62,25 @@ OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass(frozen=True)
-class TDACConfig:
-    """One-step TD actor-critic, online (lecture 000, "MC vs TD Policy Gradient"): after every
-    environment step, w ← w + β δ ∇V_w(s) and θ ← θ + α δ ∇ log π_θ(a|s), δ = r + γV_w(s') − V_w(s)."""
+class OnlineRolloutBlock(RolloutBlock):
+    """Online presets: one update per environment step, the mean over the vmapped environments."""
 
     num_envs: int = 16
     """Environments stepped in parallel (vmapped) per seed; each step's update is the mean over them."""
     num_steps: int = 1
     """Steps per environment in each rollout; `learn` scans them in order with one update per step."""
-    gamma: float = 0.99
-    """Discount factor γ."""
+
+
+@dataclass(frozen=True)
+class OnlineActorCriticBlock(NetworkBlock, DiscountBlock, OnlineRolloutBlock):
+    """What the online TD actor-critics share: step sizes, how a per-step direction is applied, δ's inputs."""
+
     actor_lr: float = 1e-3
     """Actor step size α."""
     critic_lr: float = 1e-3
     """Critic step size β."""
     optimizer: str = "adam"
-    """How each per-step semi-gradient direction is applied: adam (Adam on it) or sgd (θ + α · direction)."""
+    """How each per-step direction is applied: adam (Adam on it) or sgd (θ + α · direction)."""
     optimizer_eps: float = 1e-5
     """Adam's ε (optimizer adam only)."""
     anneal_lr: bool = False
@@ -92,21 +95,10 @@ class TDACConfig:
     limit as the end of the task (finite-horizon problems such as the regulator with γ = 1, whose depth is
     part of the objective: with γ = 1 and bootstrapping, V has no fixed point and drifts without bound)."""
     discount_weighting: bool = False
-    """Multiply the actor's step by I = γ^t, t the step within the episode (the episodic algorithm's I factor)."""
+    """Multiply the actor's step (td_lambda_ac: its trace input) by I = γ^t, t the step within the episode
+    (the episodic algorithm's I factor)."""
     ent_coef: float = 0.0
-    """Weight of an entropy bonus added to the actor's objective (0: the lecture's rule)."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    """Hidden layer widths of the actor and critic MLPs."""
-    activation: str = "tanh"
-    """Hidden activation: tanh or relu."""
-    policy: str = "mlp"
-    """Policy: mlp (Categorical / Gaussian head), linear (the seeds' linear Gaussian), tabular (softmax table)."""
-    linear_init: tuple[float, ...] | None = None
-    """Initial θ of --policy linear (weights then σ; default zeros and σ = 1, e.g. [0, 1] on the regulator)."""
-
-    @property
-    def batch_size(self) -> int:
-        return self.num_envs * self.num_steps
+    """Weight of an entropy bonus added to the actor's step (outside any trace; 0: the lecture's rule)."""
 
     def validate(self) -> None:
         """Raise `ConfigError` with a one-line message naming the bad value and the fix."""
@@ -114,57 +106,28 @@ class TDACConfig:
 
 
 @dataclass(frozen=True)
-class TDLambdaACConfig:
+class TDACConfig(OnlineActorCriticBlock):
+    """One-step TD actor-critic, online (lecture 000, "MC vs TD Policy Gradient"): after every
+    environment step, w ← w + β δ ∇V_w(s) and θ ← θ + α δ ∇ log π_θ(a|s), δ = r + γV_w(s') − V_w(s)."""
+
+
+@dataclass(frozen=True)
+class TDLambdaACConfig(OnlineActorCriticBlock):
     """TD(λ) actor-critic, backward view (lecture 000, "Policy Gradient Summary": E[∇ log π δ e]):
     eligibility traces for the critic (of ∇V_w) and the actor (of ∇ log π_θ), one per environment."""
 
-    num_envs: int = 16
-    """Environments stepped in parallel (vmapped) per seed; each step's update is the mean over them."""
-    num_steps: int = 1
-    """Steps per environment in each rollout; `learn` scans them in order with one update per step."""
-    gamma: float = 0.99
-    """Discount factor γ."""
+    actor_lr: float = 5e-4
+    critic_lr: float = 2e-3
+    anneal_lr: bool = True
+    """Decay both step sizes linearly to 0 over the run (num_iterations × num_steps updates); it keeps the
+    final policy from the late collapses that constant steps allow."""
+    hidden_sizes: tuple[int, ...] = (32, 32)
+    """Hidden layer widths of the actor and critic MLPs (smaller than td_ac's: each step reads and writes
+    num_envs traces of every parameter)."""
     critic_lambda: float = 0.5
     """Trace decay λ_w of the critic's trace z^w ← γ λ_w z^w + ∇V_w(s) (0: one-step TD)."""
     actor_lambda: float = 0.5
     """Trace decay λ_θ of the actor's trace z^θ ← γ λ_θ z^θ + I ∇ log π_θ(a|s) (0: one-step TD actor-critic)."""
-    actor_lr: float = 5e-4
-    """Actor step size α."""
-    critic_lr: float = 2e-3
-    """Critic step size β."""
-    optimizer: str = "adam"
-    """How each per-step direction δ·z is applied: adam (Adam on it) or sgd (θ + α · direction)."""
-    optimizer_eps: float = 1e-5
-    """Adam's ε (optimizer adam only)."""
-    anneal_lr: bool = True
-    """Decay both step sizes linearly to 0 over the run (num_iterations × num_steps updates); it keeps the
-    final policy from the late collapses that constant steps allow."""
-    max_grad_norm: float = 0.0
-    """Clip each per-step direction to this global L2 norm, actor and critic separately (0: no clipping)."""
-    reward_scale: float = 1.0
-    """Multiply rewards by this c in δ: the critic learns c·V, the actor's direction scales by c only; keeps V in
-    the range the MLP critic learns well (0.01 on the regulator, whose rewards −s² reach tens)."""
-    bootstrap_truncation: bool = True
-    """Bootstrap from V(next_obs) when an episode is cut by a time limit; --no-bootstrap-truncation treats the
-    limit as the end of the task (finite-horizon problems such as the regulator with γ = 1, whose depth is
-    part of the objective: with γ = 1 and bootstrapping, V has no fixed point and drifts without bound)."""
-    discount_weighting: bool = False
-    """Multiply the actor's trace input by I = γ^t, t the step within the episode (the episodic I factor)."""
-    ent_coef: float = 0.0
-    """Weight of an entropy-gradient term added to the actor's step, outside the trace (0: the lecture's rule)."""
-    hidden_sizes: tuple[int, ...] = (32, 32)
-    """Hidden layer widths of the actor and critic MLPs (smaller than td_ac's: each step reads and writes
-    num_envs traces of every parameter)."""
-    activation: str = "tanh"
-    """Hidden activation: tanh or relu."""
-    policy: str = "mlp"
-    """Policy: mlp (Categorical / Gaussian head), linear (the seeds' linear Gaussian), tabular (softmax table)."""
-    linear_init: tuple[float, ...] | None = None
-    """Initial θ of --policy linear (weights then σ; default zeros and σ = 1, e.g. [0, 1] on the regulator)."""
-
-    @property
-    def batch_size(self) -> int:
-        return self.num_envs * self.num_steps
 
     def validate(self) -> None:
         """Raise `ConfigError` with a one-line message naming the bad value and the fix."""
@@ -173,7 +136,7 @@ class TDLambdaACConfig:
 
 
 def _validate_online(config) -> None:
-    check_positive_ints(config, ("num_envs", "num_steps"))
+    check_rollout(config)
     check_positive(config, ("actor_lr", "critic_lr", "optimizer_eps", "reward_scale"))
     check_non_negative(config, ("max_grad_norm", "ent_coef"))
     check_unit_interval(config, ("gamma",))
@@ -225,6 +188,20 @@ def _step_metrics(delta, entropy, actor_direction, critic_direction, weight):
             "critic_grad_norm": optax.tree.norm(critic_direction), "discount_weight": jnp.mean(weight)}
 
 
+def online_agent(policy, init, step) -> Agent:
+    """The agent of an online rule: `learn` applies `step((params, update_state), transition) ->
+    ((params, update_state), metrics)` to the batch's transitions in time order (one update per
+    environment step, each the mean over the environments) and reports the metrics' means."""
+
+    def learn(state: AgentState, batch: Batch, key):
+        del key
+        (params, update_state), metrics = jax.lax.scan(step, (state.params, state.update_state),
+                                                       transitions(batch))
+        return AgentState(params, update_state), _mean_over_steps(metrics)
+
+    return Agent(init, sample_action(policy), mode_action(policy), learn)
+
+
 def _mean_over_steps(metrics):
     return jax.tree_util.tree_map(jnp.mean, metrics)
 
@@ -274,13 +251,7 @@ def make_td_ac(config: TDACConfig, env, num_iterations: int) -> Agent:
         metrics = _step_metrics(delta, entropy, actor_direction, critic_direction, weight)
         return ({**params, "policy": theta, "value": w}, opt), metrics
 
-    def learn(state: AgentState, batch: Batch, key):
-        del key
-        (params, update_state), metrics = jax.lax.scan(step, (state.params, state.update_state),
-                                                       transitions(batch))
-        return AgentState(params, update_state), _mean_over_steps(metrics)
-
-    return Agent(init, sample_action(policy), mode_action(policy), learn)
+    return online_agent(policy, init, step)
 
 
 def make_td_lambda_ac(config: TDLambdaACConfig, env, num_iterations: int) -> Agent:
@@ -350,10 +321,4 @@ def make_td_lambda_ac(config: TDLambdaACConfig, env, num_iterations: int) -> Age
         metrics = _step_metrics(delta, entropy, actor_direction, critic_direction, weight)
         return ({**params, "policy": theta, "value": w}, opt), metrics
 
-    def learn(state: AgentState, batch: Batch, key):
-        del key
-        (params, update_state), metrics = jax.lax.scan(step, (state.params, state.update_state),
-                                                       transitions(batch))
-        return AgentState(params, update_state), _mean_over_steps(metrics)
-
-    return Agent(init, sample_action(policy), mode_action(policy), learn)
+    return online_agent(policy, init, step)

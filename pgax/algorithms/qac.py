@@ -45,23 +45,18 @@ import optax
 
 from pgax.algorithms.core import (Agent, AgentState, check_network, check_positive, check_positive_ints,
                                   check_unit_interval, make_policy, mode_action, sample_action)
-from pgax.algorithms.online import OPTIMIZERS, ascend
+from pgax.algorithms.blocks import DiscountBlock, NetworkBlock, check_rollout
+from pgax.algorithms.online import OPTIMIZERS, OnlineRolloutBlock, ascend
 from pgax.batch import Batch
 from pgax.errors import ConfigError
 from pgax.spaces import Discrete
 
 
 @dataclass(frozen=True)
-class QACConfig:
+class QACConfig(NetworkBlock, DiscountBlock, OnlineRolloutBlock):
     """Q actor-critic (lecture 000, "Actor-Critic with LFA"): linear critic Q_w(s, a) = φ(s, a)ᵀw by TD(0)
     (SARSA), actor θ ← θ + α ∇ log π_θ(a|s) Q_w(s, a), online after every environment step."""
 
-    num_envs: int = 16
-    """Environments stepped in parallel (vmapped) per seed; each step's update is the mean over them."""
-    num_steps: int = 1
-    """Steps per environment in each rollout; `learn` scans them in order with one update per step."""
-    gamma: float = 0.99
-    """Discount factor γ."""
     num_features: int = 256
     """D, the number of random Fourier features ψ(s) of the observation (a constant feature is added)."""
     feature_bandwidth: tuple[float, ...] = (1.0, 1.0, 0.1, 0.5)
@@ -80,19 +75,12 @@ class QACConfig:
     baseline: bool = True
     """Weight the score by Q_w(s, a) − Σ_b π(b|s) Q_w(s, b) (the critic's advantage); --no-baseline: by Q_w(s, a)."""
     hidden_sizes: tuple[int, ...] = (64, 64)
-    """Hidden layer widths of the actor MLP."""
-    activation: str = "tanh"
-    """Hidden activation: tanh or relu."""
-    policy: str = "mlp"
-    """Policy: mlp (Categorical head) or tabular (softmax table on one-hot observations)."""
-
-    @property
-    def batch_size(self) -> int:
-        return self.num_envs * self.num_steps
+    """Hidden layer widths of the actor MLP (the critic is linear in its features)."""
 
     def validate(self) -> None:
         """Raise `ConfigError` with a one-line message naming the bad value and the fix."""
-        check_positive_ints(self, ("num_envs", "num_steps", "num_features"))
+        check_rollout(self)
+        check_positive_ints(self, ("num_features",))
         check_positive(self, ("actor_lr", "critic_lr", "optimizer_eps"))
         if not self.feature_bandwidth or any(not b > 0 for b in self.feature_bandwidth):
             raise ConfigError(f"--feature-bandwidth must be positive numbers, got {self.feature_bandwidth}")

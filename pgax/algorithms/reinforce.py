@@ -22,9 +22,9 @@ import jax.numpy as jnp
 import optax
 
 from pgax import estimators
-from pgax.algorithms.core import (Agent, AgentState, check_divides, check_network, check_non_negative,
-                                  check_positive, check_positive_ints, make_policy, make_value, mode_action,
-                                  sample_action)
+from pgax.algorithms.blocks import (CriticFitBlock, DiscountBlock, NetworkBlock, OptimizerBlock, RolloutBlock,
+                                    annealed, check_critic_fit, check_optimizer, check_rollout)
+from pgax.algorithms.core import Agent, AgentState, check_network, make_policy, make_value, mode_action, sample_action
 from pgax.batch import Batch
 from pgax.errors import ConfigError
 from pgax.updates import actor_critic, gradient_ascent, value_regression
@@ -39,43 +39,27 @@ def check_gamma_positive(config) -> None:
 
 
 @dataclass(frozen=True)
-class ReinforceConfig:
+class ReinforceConfig(NetworkBlock, DiscountBlock, OptimizerBlock, RolloutBlock):
     """REINFORCE: Monte Carlo policy gradient ∇J ≈ mean_t ∇log π_θ(a_t|s_t) G_t over finished episodes."""
 
-    num_envs: int = 8
-    """Environments stepped in parallel (vmapped) per seed."""
     num_steps: int = 256
     """Steps per environment in each rollout; only episodes that end inside this window are used."""
     lr: float = 1e-2
-    """Adam learning rate (initial value when annealed)."""
-    anneal_lr: bool = True
-    """Decay the learning rate linearly to 0 over the run."""
+    optimizer_eps: float = 1e-8
     max_grad_norm: float = 0.0
-    """Rescale the policy gradient to at most this global L2 norm (12.2); 0 disables."""
     gamma: float = 0.99
     """Discount factor γ in (0, 1]."""
+    hidden_sizes: tuple[int, ...] = (32,)
+    """Hidden layer widths of the policy MLP (and of the baseline's)."""
     returns: str = "reward_to_go"
     """Weight of ∇log π(a_t|s_t): reward_to_go (G_t = Σ_{k≥t} γ^{k−t} r_k) or whole_return (the episode's G_0)."""
     normalize_advantages: bool = True
     """Standardise the weights over the batch's used samples (a constant baseline and a step scale)."""
-    hidden_sizes: tuple[int, ...] = (32,)
-    """Hidden layer widths of the policy MLP."""
-    activation: str = "tanh"
-    """Hidden activation: tanh or relu."""
-    policy: str = "mlp"
-    """Policy: mlp (Categorical / Gaussian head), linear (the seeds' linear Gaussian), tabular (softmax table)."""
-    linear_init: tuple[float, ...] | None = None
-    """Initial θ of --policy linear (weights then σ); default zeros and σ = 1."""
-
-    @property
-    def batch_size(self) -> int:
-        return self.num_envs * self.num_steps
 
     def validate(self) -> None:
         """Raise `ConfigError` with a one-line message naming the bad value and the fix."""
-        check_positive_ints(self, ("num_envs", "num_steps"))
-        check_positive(self, ("lr",))
-        check_non_negative(self, ("max_grad_norm",))
+        check_rollout(self)
+        check_optimizer(self)
         check_gamma_positive(self)
         if self.returns not in RETURNS:
             raise ConfigError(f"--returns {self.returns!r} is not known; use one of {', '.join(RETURNS)}")
@@ -83,49 +67,30 @@ class ReinforceConfig:
 
 
 @dataclass(frozen=True)
-class ReinforceBaselineConfig:
+class ReinforceBaselineConfig(NetworkBlock, CriticFitBlock, DiscountBlock, OptimizerBlock, RolloutBlock):
     """REINFORCE with a learned baseline: Ψ_t = G_t − V_w(s_t), V_w re-fitted to G_t every iteration."""
 
     num_envs: int = 4
-    """Environments stepped in parallel (vmapped) per seed."""
     num_steps: int = 512
     """Steps per environment in each rollout; only episodes that end inside this window are used
     (a window longer than the longest episode, 500 on CartPole-v1, holds an episode end in every env)."""
     lr: float = 1e-2
-    """Adam learning rate of the policy (initial value when annealed)."""
-    anneal_lr: bool = True
-    """Decay the policy's learning rate linearly to 0 over the run."""
+    optimizer_eps: float = 1e-8
     max_grad_norm: float = 0.0
-    """Rescale the policy gradient to at most this global L2 norm (12.2); 0 disables."""
     critic_lr: float = 1e-2
-    """Adam learning rate of the baseline V_w."""
     critic_epochs: int = 10
-    """Passes over each batch when re-fitting the baseline."""
-    critic_minibatches: int = 4
-    """Minibatches per baseline pass; must divide num_envs × num_steps."""
     gamma: float = 0.99
     """Discount factor γ in (0, 1]."""
-    normalize_advantages: bool = True
-    """Standardise G_t − V_w(s_t) over the batch's used samples."""
     hidden_sizes: tuple[int, ...] = (32,)
     """Hidden layer widths of the policy and baseline MLPs."""
-    activation: str = "tanh"
-    """Hidden activation: tanh or relu."""
-    policy: str = "mlp"
-    """Policy: mlp (Categorical / Gaussian head), linear (the seeds' linear Gaussian), tabular (softmax table)."""
-    linear_init: tuple[float, ...] | None = None
-    """Initial θ of --policy linear (weights then σ); default zeros and σ = 1."""
-
-    @property
-    def batch_size(self) -> int:
-        return self.num_envs * self.num_steps
+    normalize_advantages: bool = True
+    """Standardise G_t − V_w(s_t) over the batch's used samples."""
 
     def validate(self) -> None:
         """Raise `ConfigError` with a one-line message naming the bad value and the fix."""
-        check_positive_ints(self, ("num_envs", "num_steps", "critic_epochs", "critic_minibatches"))
-        check_divides(self, "critic_minibatches")
-        check_positive(self, ("lr", "critic_lr"))
-        check_non_negative(self, ("max_grad_norm",))
+        check_rollout(self)
+        check_optimizer(self)
+        check_critic_fit(self)
         check_gamma_positive(self)
         check_network(self)
 
@@ -171,9 +136,8 @@ def _keep_if(used, new, old):
 
 
 def _policy_rule(config, policy, num_iterations):
-    lr = optax.linear_schedule(config.lr, 0.0, max(1, num_iterations)) if config.anneal_lr else config.lr
-    return gradient_ascent(policy.apply, optimizer=optax.adam(lr),
-                           max_grad_norm=config.max_grad_norm or None,
+    optimizer = optax.adam(annealed(config, num_iterations), eps=config.optimizer_eps)
+    return gradient_ascent(policy.apply, optimizer=optimizer, max_grad_norm=config.max_grad_norm or None,
                            normalize_advantages=config.normalize_advantages)
 
 

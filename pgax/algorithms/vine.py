@@ -34,8 +34,11 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from pgax import linalg
-from pgax.algorithms.core import (Agent, AgentState, check_network, check_positive, check_positive_ints,
-                                  check_unit_interval, make_policy, make_value, mode_action, sample_action)
+from pgax.algorithms.blocks import (CriticFitBlock, DiscountBlock, LineSearchBlock, NaturalStepBlock, NetworkBlock,
+                                    RolloutBlock, check_critic_fit, check_discount, check_line_search,
+                                    check_natural_step, check_rollout)
+from pgax.algorithms.core import (Agent, AgentState, check_network, check_positive_ints, make_policy, make_value,
+                                  mode_action, sample_action)
 from pgax.batch import Batch
 from pgax.errors import ConfigError
 from pgax.spaces import Discrete, RestorableEnv
@@ -45,13 +48,16 @@ BRANCH_ACTIONS = ("all", "sampled")
 
 
 @dataclass(frozen=True)
-class VineConfig:
+class VineConfig(NetworkBlock, CriticFitBlock, DiscountBlock, LineSearchBlock, NaturalStepBlock, RolloutBlock):
     """TRPO with vine sampling: K actions per sampled state, each followed by a branch rollout."""
 
-    num_envs: int = 8
-    """Trunk environments stepped in parallel (vmapped) per seed."""
     num_steps: int = 32
     """Trunk steps per environment in each rollout (the states the branches start from)."""
+    max_kl: float = 0.01
+    """Trust-region size δ: mean KL(π_old ‖ π) over the trunk states ≤ δ."""
+    critic_epochs: int = 10
+    critic_minibatches: int = 2
+    """Critic minibatches per epoch; must divide num_branch_states (the critic fits the branch states' returns)."""
     num_branch_states: int = 64
     """States drawn (without replacement) from the trunk's num_envs × num_steps for branching: the rollout set."""
     branch_actions: str = "all"
@@ -61,41 +67,14 @@ class VineConfig:
     """K, the actions per branch state when --branch-actions sampled."""
     branch_horizon: int = 100
     """Steps of each branch rollout (the first with the branch's action); bootstrap γ^H V(s_H) if still alive."""
-    max_kl: float = 0.01
-    """Trust-region size δ: mean KL(π_old ‖ π) over the trunk states ≤ δ."""
-    cg_damping: float = 0.1
-    """λ of (F + λI) in the conjugate-gradient solve."""
-    cg_iters: int = 10
-    """Conjugate-gradient iterations for the natural direction."""
-    shrink: float = 0.5
-    """Backtracking factor of the line search."""
-    max_backtracks: int = 10
-    """Line-search points tried after the full step."""
-    gamma: float = 0.99
-    """Discount factor γ."""
-    critic_lr: float = 1e-3
-    """Adam learning rate of the value critic (fitted on the branch returns)."""
-    critic_epochs: int = 10
-    """Passes of the value optimizer over the branch states' targets."""
-    critic_minibatches: int = 2
-    """Value minibatches per epoch; must divide num_branch_states."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    """Hidden layer widths of the actor and critic MLPs."""
-    activation: str = "tanh"
-    """Hidden activation: tanh or relu."""
-    policy: str = "mlp"
-    """Policy: mlp (Categorical / Gaussian head), linear (the seeds' linear Gaussian), tabular (softmax table)."""
-    linear_init: tuple[float, ...] | None = None
-    """Initial θ of the linear Gaussian policy (weights then σ); default zeros and σ = 1."""
-    init_log_std: float = 0.0
-    """Initial log standard deviation of the MLP Gaussian head (Box actions)."""
 
     def validate(self) -> None:
         """Raise `ConfigError` with a one-line message naming the bad value and the fix."""
-        check_positive_ints(self, ("num_envs", "num_steps", "num_branch_states", "num_branch_actions",
-                                   "branch_horizon", "cg_iters", "critic_epochs", "critic_minibatches"))
-        if self.max_backtracks < 0:
-            raise ConfigError(f"--max-backtracks must be non-negative, got {self.max_backtracks}")
+        check_rollout(self)
+        check_positive_ints(self, ("num_branch_states", "num_branch_actions", "branch_horizon"))
+        check_natural_step(self)
+        check_line_search(self)
+        check_critic_fit(self, divides_batch=False)
         if self.branch_actions not in BRANCH_ACTIONS:
             raise ConfigError(f"--branch-actions {self.branch_actions!r} is not known; use one of "
                               f"{', '.join(BRANCH_ACTIONS)}")
@@ -107,8 +86,7 @@ class VineConfig:
                               f"{self.num_branch_states}; choose a divisor")
         if self.branch_actions == "sampled" and self.num_branch_actions < 2:
             raise ConfigError("--num-branch-actions must be at least 2 for the self-normalised estimator")
-        check_positive(self, ("max_kl", "critic_lr", "shrink"))
-        check_unit_interval(self, ("gamma", "shrink"))
+        check_discount(self)
         check_network(self)
 
 
