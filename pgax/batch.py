@@ -36,6 +36,9 @@ class Batch:
     Optional driver output:
         env_state:  environment states at s_t, leading axes [T, N] (JAX-native envs, recorded only
                     for agents with `record_env_state`, e.g. vine's branch rollouts).
+        episode_step: [T, N] int32, the number of steps of s_t's episode before s_t (0 at an
+                    episode's first state), also for episodes that began before the rollout; both
+                    drivers fill it (None from a rollout of an env without episode statistics).
     """
 
     obs: jax.Array
@@ -50,6 +53,7 @@ class Batch:
     value: jax.Array | None = None
     sample_weight: jax.Array | None = None
     env_state: Any = None
+    episode_step: jax.Array | None = None
 
     @property
     def done(self) -> jax.Array:

@@ -73,6 +73,8 @@ def normalized_scan_rollout(act: Callable, params: Any, env: JaxEnv, env_state: 
 
     (env_state, obs, obs_stats), (batch, info) = jax.lax.scan(step, (env_state, obs, obs_stats),
                                                               jax.random.split(key, num_steps))
+    if "episode_length" in info:  # `episode_statistics`: the length includes step t, so it is 1 + t's step
+        batch = batch.replace(episode_step=(info["episode_length"] - 1).astype(jnp.int32))
     return batch, env_state, obs, info, obs_stats
 
 
@@ -280,8 +282,15 @@ def make_host_driver(act: Callable, env, num_seeds: int, num_envs: int, *, norma
         reward_scale, episodes, reward = finish_j(state.reward_scale, state.episodes, per_seed(reward_buf),
                                                   terminated, truncated)
         actions = per_seed(act_buf[..., :width]).reshape((S, T, N) + action_tail).astype(action_dtype)
+        episode_step = np.empty((S, T, N), np.int32)
+        steps_so_far = np.asarray(state.episodes.running_length, np.int32)
+        done = np.asarray(terminated) | np.asarray(truncated)
+        for t in range(T):
+            episode_step[:, t] = steps_so_far
+            steps_so_far = np.where(done[:, t], 0, steps_so_far + 1)
         batch = Batch(obs=per_seed(obs_buf), action=actions, reward=reward, terminated=terminated,
-                      truncated=truncated, next_obs=per_seed(next_buf), log_prob=per_seed(act_buf[..., width]))
+                      truncated=truncated, next_obs=per_seed(next_buf), log_prob=per_seed(act_buf[..., width]),
+                      episode_step=episode_step)
         batch = jax.tree_util.tree_map(jnp.asarray, batch)
         return batch, HostRolloutState(jnp.asarray(last_obs), unpack_stats(packed_stats), reward_scale, episodes)
 

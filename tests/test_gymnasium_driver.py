@@ -236,6 +236,44 @@ def test_sync_and_async_vector_envs_give_the_batch_of_gymnasiums_sync_vector_env
     assert np.asarray(batches[0].done).any()
 
 
+def expected_episode_steps(done, start):
+    """[T, N] steps before s_t in its episode, from the done flags and the counts at the window start."""
+    steps, out = np.asarray(start).copy(), []
+    for d in done:
+        out.append(steps.copy())
+        steps = np.where(d, 0, steps + 1)
+    return np.stack(out), steps
+
+
+def test_both_drivers_record_the_step_within_the_episode_across_windows():
+    """`Batch.episode_step`: the host driver's and the jitted driver's count steps within episodes,
+    carried over from one rollout window to the next (an episode that began before the window keeps
+    counting); on a tabular env it equals the env's own step counter."""
+    genv = make_gymnasium("CartPole-v1")
+    driver = make_host_driver(uniform_act, genv, 1, 4)
+    vector_env = make_vector(genv, 4)
+    state = driver.reset(vector_env, host_env_seeds([0], 4))
+    start = np.zeros(4, np.int32)
+    for window in range(2):
+        batch, state = driver.rollout({}, state, vector_env, seeded_key(window)[None], 30)
+        expected, start = expected_episode_steps(np.asarray(batch.done[0]), start)
+        np.testing.assert_array_equal(np.asarray(batch.episode_step[0]), expected)
+    vector_env.close()
+    assert start.max() > 0 and np.asarray(batch.done).any()
+
+    tabular = envs.make("GridWorld-v0")  # episodes end by its terminal state and by the 100-step limit
+    jenv = episode_statistics(tabular)
+    obs, env_state = vector_reset(jenv, seeded_key(5), 4)
+    rollout = jax.jit(scan_rollout, static_argnums=(0, 2, 6, 7))
+    start = np.zeros(4, np.int32)
+    for window in range(2):
+        batch, env_state, obs, _ = rollout(uniform_act, {}, jenv, env_state, obs, seeded_key(6 + window), 70, True)
+        expected, start = expected_episode_steps(np.asarray(batch.done), start)
+        np.testing.assert_array_equal(np.asarray(batch.episode_step), expected)
+        np.testing.assert_array_equal(np.asarray(batch.episode_step), np.asarray(batch.env_state.inner.time))
+    assert np.asarray(batch.done).any()
+
+
 def test_box_actions_are_clipped_at_the_env_boundary_only():
     genv = make_gymnasium(f"{MODULE}:EchoAction")
 

@@ -79,8 +79,8 @@ def sampled_estimate(batch: Batch, pi: jax.Array, gamma: float, return_horizon: 
       samples at s (a ~ π, so an estimate of V^π(s)); Â = Q̂ − V̂ where (s, a) has counted samples.
       Untried actions get Â = −1e30 (never greedy); states without counted samples get Â = 0 and
       the caller keeps π there.
-    - d̂(s) ∝ Σ_t γ^{τ_t} 1[s_t = s], τ_t the time since the episode began (from the recorded env
-      state), an estimate of the normalised discounted visitation d^π.
+    - d̂(s) ∝ Σ_t γ^{τ_t} 1[s_t = s], τ_t the time since the episode began (`batch.episode_step`),
+      an estimate of the normalised discounted visitation d^π.
     Besides the truncation bias, the greedy choice over noisy Â overestimates the expected advantage
     (maximisation bias), so the bound's α is optimistic; the step is still a mixture, so errors are
     damped by α.
@@ -113,7 +113,7 @@ def sampled_estimate(batch: Batch, pi: jax.Array, gamma: float, return_horizon: 
     advantage = jnp.where(count_sa > 0, q_hat - v_hat[:, None], -1e30)
     advantage = jnp.where(count_s[:, None] > 0, advantage, 0.0)
 
-    time = batch.env_state.time.astype(jnp.float32)
+    time = batch.episode_step.astype(jnp.float32)
     visit = (gamma ** time).reshape(-1) @ jax.nn.one_hot(state_index.reshape(-1), S, dtype=jnp.float32)
     visitation = visit / jnp.maximum(visit.sum(), 1e-30)
     return TabularEstimate(advantage, visitation), count_s > 0
@@ -166,4 +166,4 @@ def make_cpi(config: CPIConfig, env, num_iterations: int) -> Agent:
         metrics = {**metrics, "exact_return": solve_policy(mdp, new_pi).expected_return}
         return AgentState(new_pi, update_state), metrics
 
-    return Agent(init, act, act_deterministic, learn, record_env_state=config.advantages == "sampled")
+    return Agent(init, act, act_deterministic, learn)
