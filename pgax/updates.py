@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from pgax import linalg
+from pgax import estimators, linalg
 from pgax.batch import Batch, flatten_time_and_envs
 
 
@@ -696,3 +696,33 @@ def advantage_actor_critic(policy_apply: Callable, value_apply: Callable, optimi
         return params, opt_state, metrics
 
     return UpdateRule(optimizer.init, update)
+
+
+# ---------------------------------------------------------------------------------------------
+# Online (per-step) rules: one update after every environment step (td_ac, td_lambda_ac, qac).
+# ---------------------------------------------------------------------------------------------
+
+
+def ascend(optimizer: optax.GradientTransformation, params, opt_state, direction):
+    """One step along the ascent `direction` (a pytree shaped like `params`) with an optax *descent*
+    transformation, applied to −direction: (params, opt_state)."""
+    step, opt_state = optimizer.update(jax.tree_util.tree_map(jnp.negative, direction), opt_state, params)
+    return optax.apply_updates(params, step), opt_state
+
+
+def critic_td_errors(value_apply: Callable, value_params, obs: jax.Array, reward: jax.Array, terminated: jax.Array,
+                     next_obs: jax.Array, gamma: float) -> tuple[jax.Array, jax.Array]:
+    """([N] δ_i, [N] V_w(s_i)): `estimators.td_errors` of one step of N environments,
+
+        δ_i = r_i + γ (1 − terminated_i) V_w(s'_i) − V_w(s_i),
+
+    with `next_obs` the true successor (a truncated episode bootstraps from its final observation;
+    pass terminated | truncated to treat a time limit as the end of the task)."""
+    v = value_apply(value_params, obs)
+    v_next = value_apply(value_params, next_obs)
+    return estimators.td_errors(reward, gamma * (1.0 - terminated.astype(v.dtype)), v, v_next), v
+
+
+def next_discount_weight(weight: jax.Array, done: jax.Array, gamma: float) -> jax.Array:
+    """[N] the episodic factor I for the next step: γ I, or 1 after an episode end (I = γ^t)."""
+    return jnp.where(done, 1.0, gamma * weight)

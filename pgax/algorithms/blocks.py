@@ -39,6 +39,20 @@ def check_rollout(config) -> None:
 
 
 @dataclass(frozen=True)
+class OnlineRolloutBlock(RolloutBlock):
+    """Online presets: one update per environment step, the mean over the vmapped environments."""
+
+    num_envs: int = 16
+    """Environments stepped in parallel (vmapped) per seed; each step's update is the mean over them."""
+    num_steps: int = 1
+    """Steps per environment in each rollout; `learn` scans them in order with one update per step."""
+
+
+STEP_OPTIMIZERS = ("adam", "sgd")
+"""How an online preset applies a per-step direction d: Adam on −d, or plain θ + α d."""
+
+
+@dataclass(frozen=True)
 class NetworkBlock:
     """The policy (and critic) networks."""
 

@@ -52,23 +52,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from pgax.algorithms.blocks import DiscountBlock, NetworkBlock, RolloutBlock, check_rollout
+from pgax.algorithms.blocks import DiscountBlock, NetworkBlock, OnlineRolloutBlock, STEP_OPTIMIZERS, check_rollout
 from pgax.algorithms.core import (Agent, AgentState, check_network, check_non_negative, check_positive,
                                   check_unit_interval, make_policy, make_value, mode_action, sample_action)
 from pgax.batch import Batch
 from pgax.errors import ConfigError
+from pgax.updates import ascend, critic_td_errors, next_discount_weight
 
-OPTIMIZERS = ("adam", "sgd")
-
-
-@dataclass(frozen=True)
-class OnlineRolloutBlock(RolloutBlock):
-    """Online presets: one update per environment step, the mean over the vmapped environments."""
-
-    num_envs: int = 16
-    """Environments stepped in parallel (vmapped) per seed; each step's update is the mean over them."""
-    num_steps: int = 1
-    """Steps per environment in each rollout; `learn` scans them in order with one update per step."""
 
 
 @dataclass(frozen=True)
@@ -140,8 +130,8 @@ def _validate_online(config) -> None:
     check_positive(config, ("actor_lr", "critic_lr", "optimizer_eps", "reward_scale"))
     check_non_negative(config, ("max_grad_norm", "ent_coef"))
     check_unit_interval(config, ("gamma",))
-    if config.optimizer not in OPTIMIZERS:
-        raise ConfigError(f"--optimizer {config.optimizer!r} is not known; use one of {', '.join(OPTIMIZERS)}")
+    if config.optimizer not in STEP_OPTIMIZERS:
+        raise ConfigError(f"--optimizer {config.optimizer!r} is not known; use one of {', '.join(STEP_OPTIMIZERS)}")
     check_network(config)
 
 
@@ -157,29 +147,9 @@ def online_optimizer(config, learning_rate: float, num_iterations: int) -> optax
     return optax.chain(*parts)
 
 
-def ascend(optimizer: optax.GradientTransformation, params, opt_state, direction):
-    """One step along the ascent `direction` (a pytree shaped like `params`): (params, opt_state)."""
-    step, opt_state = optimizer.update(jax.tree_util.tree_map(jnp.negative, direction), opt_state, params)
-    return optax.apply_updates(params, step), opt_state
-
-
 def transitions(batch: Batch):
     """The batch as a scan sequence over time: a tuple of [T, N, ...] arrays."""
     return (batch.obs, batch.action, batch.reward, batch.terminated, batch.truncated, batch.next_obs)
-
-
-def td_errors(value_apply, value_params, obs, reward, terminated, next_obs, gamma):
-    """[N] δ_i = r_i + γ (1 − terminated_i) V_w(s'_i) − V_w(s_i) with `next_obs` the true successor
-    (so a truncated episode bootstraps from its final observation; pass terminated | truncated to
-    treat a time limit as the end of the task)."""
-    v = value_apply(value_params, obs)
-    v_next = value_apply(value_params, next_obs)
-    return reward + gamma * (1.0 - terminated.astype(v.dtype)) * v_next - v, v
-
-
-def next_discount_weight(weight, done, gamma):
-    """[N] I for the next step: γ I, or 1 after an episode end."""
-    return jnp.where(done, 1.0, gamma * weight)
 
 
 def _step_metrics(delta, entropy, actor_direction, critic_direction, weight):
@@ -229,7 +199,7 @@ def make_td_ac(config: TDACConfig, env, num_iterations: int) -> Agent:
         params, opt = carry
         obs, action, reward, terminated, truncated, next_obs = transition
         end = terminated if config.bootstrap_truncation else terminated | truncated
-        delta, _ = td_errors(critic.apply, params["value"], obs, config.reward_scale * reward, end, next_obs,
+        delta, _ = critic_td_errors(critic.apply, params["value"], obs, config.reward_scale * reward, end, next_obs,
                              config.gamma)
         weight = opt["discount_weight"] if config.discount_weighting else jnp.ones_like(delta)
         actor_weight = jax.lax.stop_gradient(weight * delta)
@@ -296,7 +266,7 @@ def make_td_lambda_ac(config: TDLambdaACConfig, env, num_iterations: int) -> Age
         params, opt = carry
         obs, action, reward, terminated, truncated, next_obs = transition
         end = terminated if config.bootstrap_truncation else terminated | truncated
-        delta, _ = td_errors(critic.apply, params["value"], obs, config.reward_scale * reward, end, next_obs,
+        delta, _ = critic_td_errors(critic.apply, params["value"], obs, config.reward_scale * reward, end, next_obs,
                              config.gamma)
         weight = opt["discount_weight"] if config.discount_weighting else jnp.ones_like(delta)
         critic_trace = decay_and_add(opt["critic_trace"], value_grad(params["value"], obs),

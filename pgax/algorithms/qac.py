@@ -45,11 +45,11 @@ import optax
 
 from pgax.algorithms.core import (Agent, AgentState, check_network, check_positive, check_positive_ints,
                                   check_unit_interval, make_policy, mode_action, sample_action)
-from pgax.algorithms.blocks import DiscountBlock, NetworkBlock, check_rollout
-from pgax.algorithms.online import OPTIMIZERS, OnlineRolloutBlock, ascend
+from pgax.algorithms.blocks import DiscountBlock, NetworkBlock, OnlineRolloutBlock, STEP_OPTIMIZERS, check_rollout
 from pgax.batch import Batch
 from pgax.errors import ConfigError
 from pgax.spaces import Discrete
+from pgax.updates import ascend
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,9 @@ class QACConfig(NetworkBlock, DiscountBlock, OnlineRolloutBlock):
             raise ConfigError(f"--feature-bandwidth must be positive numbers, got {self.feature_bandwidth}")
         check_unit_interval(self, ("gamma",))
         for name in ("actor_optimizer", "critic_optimizer"):
-            if getattr(self, name) not in OPTIMIZERS:
+            if getattr(self, name) not in STEP_OPTIMIZERS:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is not known; "
-                                  f"use one of {', '.join(OPTIMIZERS)}")
+                                  f"use one of {', '.join(STEP_OPTIMIZERS)}")
         check_network(self)
 
 
