@@ -158,6 +158,18 @@ def _step_metrics(delta, entropy, actor_direction, critic_direction, weight):
             "critic_grad_norm": optax.tree.norm(critic_direction), "discount_weight": jnp.mean(weight)}
 
 
+def td_error_and_weight(config, critic, params, update_state, transition):
+    """([N] δ, [N] I) of one step: δ = c r + γ (1 − end) V_w(s') − V_w(s) (`updates.critic_td_errors`; c the
+    reward scale, end = terminated, or also truncated with --no-bootstrap-truncation) and the episodic
+    factor I = γ^t with --discount-weighting (else 1)."""
+    obs, _, reward, terminated, truncated, next_obs = transition
+    end = terminated if config.bootstrap_truncation else terminated | truncated
+    delta, _ = critic_td_errors(critic.apply, params["value"], obs, config.reward_scale * reward, end, next_obs,
+                                config.gamma)
+    weight = update_state["discount_weight"] if config.discount_weighting else jnp.ones_like(delta)
+    return delta, weight
+
+
 def online_agent(policy, init, step) -> Agent:
     """The agent of an online rule: `learn` applies `step((params, update_state), transition) ->
     ((params, update_state), metrics)` to the batch's transitions in time order (one update per
@@ -197,11 +209,8 @@ def make_td_ac(config: TDACConfig, env, num_iterations: int) -> Agent:
 
     def step(carry, transition):
         params, opt = carry
-        obs, action, reward, terminated, truncated, next_obs = transition
-        end = terminated if config.bootstrap_truncation else terminated | truncated
-        delta, _ = critic_td_errors(critic.apply, params["value"], obs, config.reward_scale * reward, end, next_obs,
-                             config.gamma)
-        weight = opt["discount_weight"] if config.discount_weighting else jnp.ones_like(delta)
+        obs, action, _, terminated, truncated, _ = transition
+        delta, weight = td_error_and_weight(config, critic, params, opt, transition)
         actor_weight = jax.lax.stop_gradient(weight * delta)
 
         def actor_objective(theta):  # its gradient: mean_i I_i δ_i ∇ log π(a_i|s_i) (+ entropy bonus)
@@ -264,11 +273,8 @@ def make_td_lambda_ac(config: TDLambdaACConfig, env, num_iterations: int) -> Age
 
     def step(carry, transition):
         params, opt = carry
-        obs, action, reward, terminated, truncated, next_obs = transition
-        end = terminated if config.bootstrap_truncation else terminated | truncated
-        delta, _ = critic_td_errors(critic.apply, params["value"], obs, config.reward_scale * reward, end, next_obs,
-                             config.gamma)
-        weight = opt["discount_weight"] if config.discount_weighting else jnp.ones_like(delta)
+        obs, action, _, terminated, truncated, _ = transition
+        delta, weight = td_error_and_weight(config, critic, params, opt, transition)
         critic_trace = decay_and_add(opt["critic_trace"], value_grad(params["value"], obs),
                                      config.gamma * config.critic_lambda, jnp.ones_like(delta))
         actor_trace = decay_and_add(opt["actor_trace"], score(params["policy"], obs, action),
