@@ -203,7 +203,6 @@ def two_runs(tmp_path_factory):
 
 
 def copy_checkpoints(source: Path, target: Path) -> None:
-
     shutil.rmtree(target / "checkpoints")
     shutil.copytree(source / "checkpoints", target / "checkpoints")
 
