@@ -73,4 +73,4 @@ def make_a2c(config: A2CConfig, env, num_iterations: int) -> Agent:
                                   vf_coef=config.vf_coef, ent_coef=config.ent_coef,
                                   normalize_advantages=config.normalize_advantages)
 
-    return actor_critic_agent(policy, critic, rule, gae_estimator(critic, config.gamma, config.gae_lambda))
+    return actor_critic_agent(policy, critic, rule, gae_estimator(critic, config))

@@ -76,6 +76,10 @@ class DiscountBlock:
 
     gamma: float = 0.99
     """Discount factor γ."""
+    discount_weighting: bool = False
+    """Weight step t's term of the policy gradient by γ^τ_t, τ_t the steps since its episode began: the factor
+    of the policy gradient theorem, ∇J = Σ_τ γ^τ E[∇log π(a_τ|s_τ) Q(s_τ, a_τ)], which makes the estimate
+    unbiased for the discounted objective J; off (common practice) drops it (the bias: docs/theory.md)."""
 
 
 def check_discount(config) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 from flax import struct
 
 from pgax import estimators
@@ -50,6 +51,9 @@ class Agent(NamedTuple):
 
     `record_env_state`: the rollout must record the environment states in `Batch.env_state`
     (vine's branch rollouts restart from them).
+    `prepare(agent_state, batch) -> batch`: the batch as the update rule sees it (advantages, targets,
+    sample weights filled in), for presets whose `learn` is prepare-then-rule; the policy-gradient
+    estimate of a prepared batch is Σ_i w_i Â_i ∇log π_θ(a_i|s_i) (w: `sample_weight`, 1 if None).
     """
 
     init: Callable
@@ -57,6 +61,7 @@ class Agent(NamedTuple):
     act_deterministic: Callable
     learn: Callable
     record_env_state: bool = False
+    prepare: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -189,9 +194,31 @@ def add_gae(batch: Batch, value_apply: Callable, value_params, gamma: float, lam
     return batch.replace(advantage=advantage, target=advantage + v_tm1, value=v_tm1)
 
 
-def gae_estimator(critic: Model, gamma: float, lambda_: float) -> Callable:
-    """`estimate(batch, value_params) -> batch` with GAE(λ) advantages, λ-return targets and values (`add_gae`)."""
-    return lambda batch, value_params: add_gae(batch, critic.apply, value_params, gamma, lambda_)
+def discount_weights(batch: Batch, gamma: float) -> jax.Array:
+    """[T, N] γ^τ_t, τ_t = `batch.episode_step` (steps of s_t's episode before s_t, also across windows)."""
+    if batch.episode_step is None:
+        raise ValueError("discount weighting needs Batch.episode_step (the step within the episode); roll out "
+                         "an environment wrapped by pgax.envs.wrappers.episode_statistics, as the trainer does")
+    return jnp.power(jnp.asarray(gamma, jnp.float32), batch.episode_step.astype(jnp.float32))
+
+
+def discount_weighted(batch: Batch, gamma: float, enabled: bool = True) -> Batch:
+    """The batch with Â_t ← γ^τ_t Â_t (`discount_weights`) when `enabled`: the policy gradient theorem's
+    factor on step t, E[Σ_t γ^τ_t Â_t ∇log π(a_t|s_t)] = Σ_τ γ^τ E[A(s_τ, a_τ) ∇log π] ∝ ∇J."""
+    if not enabled:
+        return batch
+    return batch.replace(advantage=batch.advantage * discount_weights(batch, gamma).astype(batch.advantage.dtype))
+
+
+def gae_estimator(critic: Model, config) -> Callable:
+    """`estimate(batch, value_params) -> batch` with GAE(`config.gae_lambda`) advantages, λ-return targets
+    and values (`add_gae`, `config.gamma`), the advantages weighted by γ^τ_t if `config.discount_weighting`."""
+
+    def estimate(batch: Batch, value_params) -> Batch:
+        batch = add_gae(batch, critic.apply, value_params, config.gamma, config.gae_lambda)
+        return discount_weighted(batch, config.gamma, config.discount_weighting)
+
+    return estimate
 
 
 def actor_critic_agent(policy: Model, critic: Model, rule, estimate: Callable) -> Agent:
@@ -209,12 +236,14 @@ def actor_critic_agent(policy: Model, critic: Model, rule, estimate: Callable) -
         params = {"policy": policy.init(k_policy, obs), "value": critic.init(k_value, obs)}
         return AgentState(params, rule.init(params))
 
+    def prepare(state: AgentState, batch: Batch) -> Batch:
+        return estimate(batch, state.params["value"])
+
     def learn(state: AgentState, batch: Batch, key):
-        batch = estimate(batch, state.params["value"])
-        params, update_state, metrics = rule.update(state.params, state.update_state, batch, key)
+        params, update_state, metrics = rule.update(state.params, state.update_state, prepare(state, batch), key)
         return AgentState(params, update_state), metrics
 
-    return Agent(init, sample_action(policy), mode_action(policy), learn)
+    return Agent(init, sample_action(policy), mode_action(policy), learn, prepare=prepare)
 
 
 def sample_action(policy: Model):

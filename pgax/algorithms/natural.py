@@ -161,7 +161,7 @@ def _make_natural(config, env, policy_rule_factory) -> Agent:
                                                       epochs=config.critic_epochs,
                                                       minibatches=config.critic_minibatches))
 
-    return actor_critic_agent(policy, critic, rule, gae_estimator(critic, config.gamma, config.gae_lambda))
+    return actor_critic_agent(policy, critic, rule, gae_estimator(critic, config))
 
 
 def make_npg(config: NPGConfig, env, num_iterations: int) -> Agent:

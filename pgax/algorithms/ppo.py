@@ -57,4 +57,4 @@ def make_ppo(config: PPOConfig, env, num_iterations: int) -> Agent:
                     ent_coef=config.ent_coef, epochs=config.epochs, minibatches=config.minibatches,
                     normalize_advantages=config.normalize_advantages, clip_value_loss=config.clip_value_loss)
 
-    return actor_critic_agent(policy, critic, rule, gae_estimator(critic, config.gamma, config.gae_lambda))
+    return actor_critic_agent(policy, critic, rule, gae_estimator(critic, config))

@@ -65,4 +65,4 @@ def make_ppo_kl(config: PPOKLConfig, env, num_iterations: int) -> Agent:
         value_regression(critic.apply, optax.adam(config.critic_lr, eps=1e-5), epochs=config.critic_epochs,
                          minibatches=config.critic_minibatches))
 
-    return actor_critic_agent(policy, critic, rule, gae_estimator(critic, config.gamma, config.gae_lambda))
+    return actor_critic_agent(policy, critic, rule, gae_estimator(critic, config))

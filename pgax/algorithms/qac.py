@@ -11,6 +11,7 @@ Per step t, environment i (both updates use the parameters before the step, as i
     θ ← θ + α mean_i ∇_θ log π_θ(a_i|s_i) X_i,   X_i = Q_w(s_i, a_i)                (lecture form)
                                                   X_i = Q_w(s_i, a_i) − Σ_b π_θ(b|s_i) Q_w(s_i, b)
                                                                         (`baseline=True`, the default)
+    (X_i multiplied by γ^τ_i, τ_i = `Batch.episode_step`, with `discount_weighting`)
     w ← w + β mean_i δ_i φ(s_i, a_i)
 
 Features. φ(s, a) = one-hot(a) ⊗ ψ(s), so Q_w(s, a) = w[a]·ψ(s) with w of shape [A, D + 1], and
@@ -44,7 +45,7 @@ import jax.numpy as jnp
 import optax
 
 from pgax.algorithms.core import (Agent, AgentState, check_network, check_positive, check_positive_ints,
-                                  check_unit_interval, make_policy, mode_action, sample_action)
+                                  check_unit_interval, discount_weights, make_policy, mode_action, sample_action)
 from pgax.algorithms.blocks import DiscountBlock, NetworkBlock, OnlineRolloutBlock, STEP_OPTIMIZERS, check_rollout
 from pgax.batch import Batch
 from pgax.errors import ConfigError
@@ -151,7 +152,7 @@ def make_qac(config: QACConfig, env, num_iterations: int) -> Agent:
 
     def step(carry, xs):
         params, opt = carry
-        (obs, action, reward, terminated, truncated, next_obs), key = xs
+        (obs, action, reward, terminated, truncated, next_obs, discount_weight), key = xs
         del truncated  # a truncated episode bootstraps from Q_w(s', a') like any non-terminal step
         psi = fourier_features(params["features"], obs)                      # [N, D + 1]
         q_all = psi @ params["q"].T                                          # [N, A]
@@ -162,7 +163,7 @@ def make_qac(config: QACConfig, env, num_iterations: int) -> Agent:
 
         dist = policy.apply(params["policy"], obs)
         v = jnp.sum(dist.probs * q_all, axis=-1)
-        weight = jax.lax.stop_gradient(q_sa - v if config.baseline else q_sa)
+        weight = jax.lax.stop_gradient((q_sa - v if config.baseline else q_sa) * discount_weight)
 
         def actor_objective(theta):  # its gradient: mean_i X_i ∇ log π_θ(a_i|s_i)
             return jnp.mean(weight * policy.apply(theta, obs).log_prob(action))
@@ -180,7 +181,9 @@ def make_qac(config: QACConfig, env, num_iterations: int) -> Agent:
         return ({**params, "policy": theta, "q": w}, opt), metrics
 
     def learn(state: AgentState, batch: Batch, key):
-        xs = ((batch.obs, batch.action, batch.reward, batch.terminated, batch.truncated, batch.next_obs),
+        weight = (discount_weights(batch, config.gamma) if config.discount_weighting
+                  else jnp.ones_like(batch.reward, jnp.float32))
+        xs = ((batch.obs, batch.action, batch.reward, batch.terminated, batch.truncated, batch.next_obs, weight),
               jax.random.split(key, batch.reward.shape[0]))
         (params, update_state), metrics = jax.lax.scan(step, (state.params, state.update_state), xs)
         return AgentState(params, update_state), jax.tree_util.tree_map(jnp.mean, metrics)

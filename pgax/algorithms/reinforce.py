@@ -24,7 +24,8 @@ import optax
 from pgax import estimators
 from pgax.algorithms.blocks import (CriticFitBlock, DiscountBlock, NetworkBlock, OptimizerBlock, RolloutBlock,
                                     annealed, check_critic_fit, check_optimizer, check_rollout)
-from pgax.algorithms.core import Agent, AgentState, check_network, make_policy, make_value, mode_action, sample_action
+from pgax.algorithms.core import (Agent, AgentState, check_network, discount_weighted, make_policy, make_value,
+                                  mode_action, sample_action)
 from pgax.batch import Batch
 from pgax.errors import ConfigError
 from pgax.updates import actor_critic, gradient_ascent, value_regression
@@ -63,6 +64,9 @@ class ReinforceConfig(NetworkBlock, DiscountBlock, OptimizerBlock, RolloutBlock)
         check_gamma_positive(self)
         if self.returns not in RETURNS:
             raise ConfigError(f"--returns {self.returns!r} is not known; use one of {', '.join(RETURNS)}")
+        if self.returns == "whole_return" and self.discount_weighting:
+            raise ConfigError("--returns whole_return already weights every step by G_0, discounted from the episode "
+                              "start (unbiased as it is); drop --discount-weighting or use --returns reward_to_go")
         check_network(self)
 
 
@@ -157,10 +161,13 @@ def make_reinforce(config: ReinforceConfig, env, num_iterations: int) -> Agent:
         params = {"policy": policy.init(key, obs)}
         return AgentState(params, (rule.init(params["policy"]), jnp.zeros(config.num_envs, bool)))
 
+    def prepare(state: AgentState, batch: Batch) -> Batch:
+        batch = add_monte_carlo_returns(batch, config.gamma, config.returns, first_is_start=~state.update_state[1])
+        return discount_weighted(batch.replace(advantage=batch.target), config.gamma, config.discount_weighting)
+
     def learn(state: AgentState, batch: Batch, key):
-        rule_state, episode_open = state.update_state
-        batch = add_monte_carlo_returns(batch, config.gamma, config.returns, first_is_start=~episode_open)
-        batch = batch.replace(advantage=batch.target)
+        rule_state, _ = state.update_state
+        batch = prepare(state, batch)
         used = jnp.sum(batch.sample_weight)
         new_policy, new_rule_state, metrics = rule.update(state.params["policy"], rule_state, batch, key)
         new_policy, new_rule_state = _keep_if(used > 0, (new_policy, new_rule_state),
@@ -169,7 +176,7 @@ def make_reinforce(config: ReinforceConfig, env, num_iterations: int) -> Agent:
         metrics["return_mean"] = jnp.sum(batch.sample_weight * batch.target) / jnp.maximum(used, 1.0)
         return AgentState({"policy": new_policy}, (new_rule_state, ~batch.done[-1])), metrics
 
-    return Agent(init, sample_action(policy), mode_action(policy), learn)
+    return Agent(init, sample_action(policy), mode_action(policy), learn, prepare=prepare)
 
 
 def make_reinforce_baseline(config: ReinforceBaselineConfig, env, num_iterations: int) -> Agent:
@@ -189,11 +196,15 @@ def make_reinforce_baseline(config: ReinforceBaselineConfig, env, num_iterations
         params = {"policy": policy.init(k_policy, obs), "value": critic.init(k_value, obs)}
         return AgentState(params, (rule.init(params), jnp.zeros(config.num_envs, bool)))
 
-    def learn(state: AgentState, batch: Batch, key):
-        rule_state, episode_open = state.update_state
-        batch = add_monte_carlo_returns(batch, config.gamma, "reward_to_go", first_is_start=~episode_open)
+    def prepare(state: AgentState, batch: Batch) -> Batch:
+        batch = add_monte_carlo_returns(batch, config.gamma, "reward_to_go", first_is_start=~state.update_state[1])
         value = critic.apply(state.params["value"], batch.obs)
         batch = batch.replace(advantage=batch.target - value, value=value)
+        return discount_weighted(batch, config.gamma, config.discount_weighting)
+
+    def learn(state: AgentState, batch: Batch, key):
+        rule_state, _ = state.update_state
+        batch = prepare(state, batch)
         used = jnp.sum(batch.sample_weight)
         params, new_rule_state, metrics = rule.update(state.params, rule_state, batch, key)
         params, new_rule_state = _keep_if(used > 0, (params, new_rule_state), (state.params, rule_state))
@@ -201,4 +212,4 @@ def make_reinforce_baseline(config: ReinforceBaselineConfig, env, num_iterations
         metrics["return_mean"] = jnp.sum(batch.sample_weight * batch.target) / jnp.maximum(used, 1.0)
         return AgentState(params, (new_rule_state, ~batch.done[-1])), metrics
 
-    return Agent(init, sample_action(policy), mode_action(policy), learn)
+    return Agent(init, sample_action(policy), mode_action(policy), learn, prepare=prepare)

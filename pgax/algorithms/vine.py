@@ -37,8 +37,8 @@ from pgax import linalg
 from pgax.algorithms.blocks import (CriticFitBlock, DiscountBlock, LineSearchBlock, NaturalStepBlock, NetworkBlock,
                                     RolloutBlock, check_critic_fit, check_discount, check_line_search,
                                     check_natural_step, check_rollout)
-from pgax.algorithms.core import (Agent, AgentState, check_network, check_positive_ints, make_policy, make_value,
-                                  mode_action, sample_action)
+from pgax.algorithms.core import (Agent, AgentState, check_network, check_positive_ints, discount_weights,
+                                  make_policy, make_value, mode_action, sample_action)
 from pgax.batch import Batch
 from pgax.errors import ConfigError
 from pgax.spaces import Discrete, RestorableEnv
@@ -195,6 +195,10 @@ def make_vine(config: VineConfig, env, num_iterations: int) -> Agent:
         q = jax.vmap(per_state)(env_states, obs, actions,
                                 jax.random.split(branch_key, config.num_branch_states))  # [N_b, K]
         q = jax.lax.stop_gradient(q)
+        if config.discount_weighting:  # γ^τ of each branch state, τ its step within the episode
+            weight = discount_weights(batch, config.gamma).reshape(-1)[index]
+        else:
+            weight = jnp.ones_like(q[:, 0])
 
         def log_probs(policy_params):
             dist = policy.apply(policy_params, obs)
@@ -205,7 +209,7 @@ def make_vine(config: VineConfig, env, num_iterations: int) -> Agent:
         trunk_old = jax.lax.stop_gradient(policy.apply(params["policy"], trunk_obs))
 
         def objective(flat):
-            return vine_surrogate(log_probs(unravel(flat)), old_log_prob, q, self_normalised)
+            return vine_surrogate(log_probs(unravel(flat)), old_log_prob, weight[:, None] * q, self_normalised)
 
         def kl(flat):
             return jnp.mean(trunk_old.kl(policy.apply(unravel(flat), trunk_obs)))

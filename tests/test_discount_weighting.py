@@ -1,0 +1,154 @@
+"""`discount_weighting`: each preset's own gradient estimate, from its own Batch, against exact.policy_gradient.
+
+The problem: a layered episodic MDP in which every episode lasts exactly H steps (no early
+termination), γ = 0.7, a random tabular softmax policy. M environments are rolled out by the
+trainer's driver (`pgax.rollout.scan_rollout` on `make_tabular_env` with `episode_statistics`) for
+one window of 2H steps from a reset, so each window holds exactly two whole episodes. Each preset's
+`Agent.prepare` turns the window into the batch its update rule sees, and the estimate is the
+gradient, at θ, of the surrogate that every rule ascends (`updates.surrogate_problem`; PPO's and the
+KL-penalty's objectives have the same gradient at ratio 1), times the window's number of samples:
+
+    ĝ = Σ_t w_t Ψ_t ∇log π_θ(a_t|s_t),   Ψ_t = γ^τ_t Â_t with discount_weighting, Â_t without.
+
+With discount_weighting every preset has E[ĝ] = 2 ∇J (critic presets with GAE λ = 1, whose
+Â_t = G_t − V(s_t) is unbiased for any critic V, here the random initial one). The sample mean over
+M windows must lie within Z_STAR standard errors of 2∇J in every component; without the weighting it
+must miss by more than 3·Z_STAR (a measured bias, recorded in docs/theory.md). Whole-return
+REINFORCE is unbiased without the weighting (its G_0 already discounts from the episode start), and
+the config refuses the combination.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pgax import exact
+from pgax.algorithms import PRESETS
+from pgax.algorithms.core import make_policy
+from pgax.envs.tabular import make_tabular_env
+from pgax.envs.wrappers import episode_statistics
+from pgax.errors import ConfigError
+from pgax.rollout import scan_rollout, vector_reset
+from pgax.updates import surrogate_problem
+from tests.helpers import rng, seeded_key
+
+pytestmark = pytest.mark.xdist_group("test_discount_weighting")
+
+GAMMA = 0.7
+HORIZON, WIDTH, NUM_ACTIONS = 3, 2, 2
+NUM_WINDOWS = 1 << 15
+Z_STAR = 4.5  # Bonferroni over 12 components × 11 cases at a family-wise false alarm of about 1e-3
+
+# name -> (preset, extra config fields): critic presets with λ = 1; no advantage normalisation.
+CASES = {
+    "reinforce": ("reinforce", {}),
+    "reinforce_whole_return": ("reinforce", {"returns": "whole_return"}),
+    "reinforce_baseline": ("reinforce_baseline", {}),
+    "a2c": ("a2c", {"gae_lambda": 1.0}),
+    "ppo": ("ppo", {"gae_lambda": 1.0}),
+    "ppo_kl": ("ppo_kl", {"gae_lambda": 1.0}),
+    "npg": ("npg", {"gae_lambda": 1.0}),
+    "trpo": ("trpo", {"gae_lambda": 1.0}),
+    "nac": ("nac", {"gae_lambda": 1.0}),
+}
+
+
+def fixed_horizon_mdp(generator: np.random.Generator) -> exact.TabularMDP:
+    """HORIZON layers of WIDTH states and a terminal state: (s, a) in layer l moves to a state of layer
+    l + 1 (Dirichlet), the last layer to the terminal state, so every episode lasts exactly HORIZON
+    steps; R ~ N(0, 1), μ0 over layer 0."""
+    num_states = HORIZON * WIDTH + 1
+    P = np.zeros((num_states, NUM_ACTIONS, num_states))
+    P[-1, :, -1] = 1.0
+    for layer in range(HORIZON):
+        for s in range(layer * WIDTH, (layer + 1) * WIDTH):
+            for a in range(NUM_ACTIONS):
+                if layer == HORIZON - 1:
+                    P[s, a, -1] = 1.0
+                else:
+                    P[s, a, (layer + 1) * WIDTH:(layer + 2) * WIDTH] = generator.dirichlet(np.ones(WIDTH))
+    rewards = generator.normal(size=(num_states, NUM_ACTIONS))
+    rewards[-1] = 0.0
+    initial = np.zeros(num_states)
+    initial[:WIDTH] = generator.dirichlet(np.ones(WIDTH))
+    terminal = np.zeros(num_states, bool)
+    terminal[-1] = True
+    return exact.TabularMDP(P, rewards, initial, np.float64(GAMMA), terminal)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    """(env, θ, the rollout batch [2H, M], exact ∇J [S, A])."""
+    generator = rng(7)
+    mdp = fixed_horizon_mdp(generator)
+    theta = jnp.asarray(generator.normal(size=(mdp.num_states, NUM_ACTIONS)), jnp.float32)
+    env = episode_statistics(make_tabular_env(mdp, max_episode_steps=10 * HORIZON))
+    reset_key, rollout_key = jax.random.split(seeded_key(11))
+    obs, env_state = vector_reset(env, reset_key, NUM_WINDOWS)
+    act = PRESETS["reinforce"].make_agent(PRESETS["reinforce"].config_type(policy="tabular"), env, 1).act
+    batch, _, _, _ = jax.jit(scan_rollout, static_argnums=(0, 2, 6))(act, {"policy": theta}, env, env_state, obs,
+                                                                      rollout_key, 2 * HORIZON)
+    with jax.enable_x64(True):
+        gradient = np.asarray(exact.policy_gradient(mdp, jnp.asarray(theta, jnp.float64)))
+    return env, theta, batch, gradient
+
+
+def per_window_estimates(problem, name: str, discount_weighting: bool) -> np.ndarray:
+    """[M, S, A] ĝ of each window for preset `name` of CASES."""
+    env, theta, batch, _ = problem
+    preset, extra = CASES[name]
+    spec = PRESETS[preset]
+    config = spec.config_type(policy="tabular", gamma=GAMMA, normalize_advantages=False, num_envs=NUM_WINDOWS,
+                              num_steps=2 * HORIZON, discount_weighting=discount_weighting, **extra)
+    agent = spec.make_agent(config, env, 1)
+    policy_apply = make_policy(config, env).apply
+    state = agent.init(jax.random.PRNGKey(0), batch.obs[0])
+    state = state.replace(params={**state.params, "policy": theta})
+
+    @jax.jit
+    def estimates(state, batch):
+        prepared = agent.prepare(state, batch)
+
+        def one_window(window):
+            problem = surrogate_problem(policy_apply, theta, window)
+            return jax.grad(problem.objective)(problem.theta) * window.reward.shape[0]
+
+        return jax.vmap(one_window, in_axes=1)(prepared.replace(env_state=None))
+
+    return np.asarray(estimates(state, batch)).reshape((NUM_WINDOWS,) + theta.shape)
+
+
+def z_scores(samples: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """|mean − expected| / standard error per component (components with no variance must match to 1e-6)."""
+    mean = samples.mean(axis=0)
+    se = samples.std(axis=0, ddof=1) / np.sqrt(samples.shape[0])
+    flat = se < 1e-12
+    assert np.all(np.abs(mean[flat] - expected[flat]) < 1e-6), "a zero-variance component is off"
+    return np.where(flat, 0.0, np.abs(mean - expected) / np.where(flat, 1.0, se))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_discount_weighted_estimate_is_unbiased(problem, name):
+    if name == "reinforce_whole_return":
+        samples = per_window_estimates(problem, name, discount_weighting=False)
+    else:
+        samples = per_window_estimates(problem, name, discount_weighting=True)
+    z = z_scores(samples, 2.0 * problem[3])
+    assert z.max() < Z_STAR, f"{name}: max z {z.max():.2f}"
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n != "reinforce_whole_return"])
+def test_estimate_without_discount_weighting_is_biased(problem, name):
+    samples = per_window_estimates(problem, name, discount_weighting=False)
+    truth = 2.0 * problem[3]
+    z = z_scores(samples, truth)
+    relative_bias = np.linalg.norm(samples.mean(axis=0) - truth) / np.linalg.norm(truth)
+    assert z.max() > 3 * Z_STAR, f"{name}: max z {z.max():.2f}, relative bias {relative_bias:.3f}"
+    print(f"{name}: relative bias ‖E ĝ − 2∇J‖ / ‖2∇J‖ = {relative_bias:.3f}, max z {z.max():.1f}")
+
+
+def test_whole_return_refuses_discount_weighting():
+    config = PRESETS["reinforce"].config_type(returns="whole_return", discount_weighting=True)
+    with pytest.raises(ConfigError, match="whole_return"):
+        config.validate()
