@@ -128,6 +128,12 @@ def episode_starts(discount_t: jax.Array, truncated_t: jax.Array | None = None) 
     return jnp.concatenate([jnp.ones((1,), bool), ended[:-1]])
 
 
+def episode_ids(discount_t: jax.Array, truncated_t: jax.Array | None = None) -> jax.Array:
+    """[T] int32 index of the episode (segment of the stream) containing step t: 0 for the first,
+    + 1 at every `episode_starts`."""
+    return jnp.cumsum(episode_starts(discount_t, truncated_t).astype(jnp.int32)) - 1
+
+
 def discount_from_episode_start(discount_t: jax.Array, truncated_t: jax.Array | None = None) -> jax.Array:
     """[T] w_t = Π_{k=t0}^{t−1} discount_k = γ^{t − t0}, the discount accumulated since the start t0 of
     the episode containing step t (w = 1 at every episode start).

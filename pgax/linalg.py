@@ -113,6 +113,38 @@ def fisher_vector_product(dist_fn: Callable[[Any], Any], params: Any,
     return product
 
 
+def trajectory_fisher_vector_product(log_prob_fn: Callable[[Any], jax.Array], params: Any, segment_ids: jax.Array,
+                                     num_segments: int, weights: jax.Array | None = None) -> Callable[[Any], Any]:
+    """v ↦ F v for the trajectory Fisher (12.10), the empirical Fisher of whole-trajectory scores:
+
+        F = (1/K) Σ_j g_j g_jᵀ,   g_j = ∇_θ log p(τ_j | θ) = Σ_{i ∈ τ_j} ∇_θ log π_θ(a_i|s_i),
+
+    over the K non-empty trajectories (segments) of a batch of B samples, without forming F or the
+    g_j: F v = (1/K) Σ_i c_{j(i)} ∇log π(a_i|s_i) with c_j = g_jᵀv = Σ_{i ∈ τ_j} ∇log π(a_i|s_i)ᵀv (one
+    jvp, a segment sum, one vjp per product).
+
+    Args:
+        log_prob_fn: params -> [B] log π_θ(a_i|s_i).
+        params: the pytree θ; v and F v are pytrees of its structure.
+        segment_ids: [B] int, the trajectory of sample i, in [0, num_segments).
+        num_segments: static upper bound on the number of trajectories.
+        weights: optional [B]; samples with weight 0 are left out (their trajectory still counts if
+            it has another sample), other weights are ignored.
+    """
+    log_prob, vjp_fn = jax.vjp(log_prob_fn, params)
+    keep = jnp.ones_like(log_prob) if weights is None else (weights > 0).astype(log_prob.dtype)
+    members = jax.ops.segment_sum(keep, segment_ids, num_segments)
+    count = jnp.maximum(jnp.sum((members > 0).astype(log_prob.dtype)), 1.0)
+
+    def product(v):
+        _, tangent = jax.jvp(log_prob_fn, (params,), (v,))
+        coefficient = jax.ops.segment_sum(keep * tangent, segment_ids, num_segments)
+        (fv,) = vjp_fn(keep * coefficient[segment_ids] / count)
+        return fv
+
+    return product
+
+
 def dense_matrix(matvec: Callable[[jax.Array], jax.Array], n: int, dtype=jnp.float32) -> jax.Array:
     """[n, n] matrix of a linear map given as a product closure on flat [n] vectors."""
     return jax.vmap(matvec)(jnp.eye(n, dtype=dtype)).T

@@ -271,13 +271,40 @@ class FlatPolicyProblem(NamedTuple):
     fisher_product: Callable
 
 
-def surrogate_problem(policy_apply: Callable, params, batch: Batch,
-                      normalize_advantages: bool = False) -> FlatPolicyProblem:
+FISHERS = ("state", "trajectory")
+
+
+def trajectory_segments(batch: Batch) -> jax.Array:
+    """[B] int32 trajectory index of each sample of a [T, N] (or [T]) batch, flattened as
+    `policy_samples` flattens: a trajectory is a run of one environment's steps between episode ends
+    (termination or truncation) and the window's edges, so an episode cut by the window counts as
+    one trajectory per window it touches."""
+    terminated, truncated = batch.terminated, batch.truncated
+    if terminated.ndim == 1:
+        terminated, truncated = terminated[:, None], truncated[:, None]
+    num_steps, num_envs = terminated.shape
+    ids = jax.vmap(estimators.episode_ids, in_axes=1, out_axes=1)((~terminated).astype(jnp.float32), truncated)
+    return (ids + num_steps * jnp.arange(num_envs, dtype=jnp.int32)).reshape(-1)
+
+
+def surrogate_problem(policy_apply: Callable, params, batch: Batch, normalize_advantages: bool = False,
+                      fisher: str = "state") -> FlatPolicyProblem:
     """The problem of chapter 12 for a batch: U = the importance-sampled surrogate (12.21), KL = the
-    batch's weighted mean KL (12.19), F = the policy's Fisher averaged over the batch's states."""
+    batch's weighted mean KL (12.19), and F either the policy's Fisher averaged over the batch's
+    states (`fisher="state"`, E_s[F(s)], 12.9) or the trajectory Fisher (`"trajectory"`, (12.10): the
+    empirical (1/K) Σ_j ∇log p(τ_j)∇log p(τ_j)ᵀ over the batch's `trajectory_segments`, as
+    Algorithms 12.4 and 12.5 use it; about episode length × the state-averaged one)."""
+    if fisher not in FISHERS:
+        raise ValueError(f"unknown Fisher {fisher!r}; use one of {FISHERS}")
     samples = policy_samples(policy_apply, params, batch, normalize_advantages)
     theta, unravel = ravel_pytree(params)
-    fvp_tree = linalg.fisher_vector_product(lambda p: policy_apply(p, samples.obs), params, samples.weight)
+    if fisher == "state":
+        fvp_tree = linalg.fisher_vector_product(lambda p: policy_apply(p, samples.obs), params, samples.weight)
+    else:
+        segments = trajectory_segments(batch)
+        fvp_tree = linalg.trajectory_fisher_vector_product(
+            lambda p: policy_apply(p, samples.obs).log_prob(samples.action), params, segments, segments.shape[0],
+            samples.weight)
     return FlatPolicyProblem(theta, unravel,
                              lambda flat: surrogate_objective(policy_apply, unravel(flat), samples),
                              lambda flat: mean_kl(policy_apply, unravel(flat), samples),
@@ -335,9 +362,11 @@ def trust_region_search(proposal: NaturalProposal, max_kl: float, *, shrink: flo
                        "line_search_steps": search["steps"].astype(jnp.float32)}
 
 
-def _check_solver(solver):
+def _check_solver(solver, fisher="state"):
     if solver not in ("cg", "dense", "pinv"):
         raise ValueError(f"unknown natural-gradient solver {solver!r}; use 'cg', 'dense' or 'pinv'")
+    if fisher not in FISHERS:
+        raise ValueError(f"unknown Fisher {fisher!r}; use one of {FISHERS}")
 
 
 def gradient_ascent(policy_apply: Callable, learning_rate: float | optax.Schedule | None = None, *,
@@ -398,19 +427,21 @@ def restricted_gradient(policy_apply: Callable, epsilon: float, *, normalize_adv
 
 def natural_gradient(policy_apply: Callable, epsilon: float, *, solver: str = "cg", cg_iters: int = 10,
                      cg_tol: float = 1e-10, damping: float = 1e-3,
-                     normalize_advantages: bool = False) -> UpdateRule:
+                     normalize_advantages: bool = False, fisher: str = "state") -> UpdateRule:
     """Natural policy gradient (12.12, 12.13): θ' = θ + u √(2ε / ∇Uᵀu), u = (F + λI)⁻¹ ∇U.
 
-    F is the policy's Fisher averaged over the batch's states (Gauss-Newton products, no dense
-    matrix with `solver="cg"`; `"dense"` materialises F and solves with damping λ, `"pinv"` uses
-    the pseudo-inverse — for small θ). The step's predicted KL ½ΔθᵀFΔθ equals ε when λ = 0.
+    F is the policy's Fisher averaged over the batch's states (`fisher="state"`: Gauss-Newton
+    products) or the trajectory Fisher (12.10) of Algorithm 12.4 (`"trajectory"`), see
+    `surrogate_problem`; no dense matrix with `solver="cg"`; `"dense"` materialises F and solves with
+    damping λ, `"pinv"` uses the pseudo-inverse — for small θ. The step's predicted KL ½ΔθᵀFΔθ equals
+    ε when λ = 0.
     Metrics: step_size √(2ε/∇Uᵀu), predicted_kl, mean_kl (actually taken), surrogate_improvement,
     cg_iterations, cg_residual, grad_norm, step_norm.
     """
-    _check_solver(solver)
+    _check_solver(solver, fisher)
 
     def update(params, state, batch: Batch, key=None):
-        problem = surrogate_problem(policy_apply, params, batch, normalize_advantages)
+        problem = surrogate_problem(policy_apply, params, batch, normalize_advantages, fisher)
         p = natural_proposal(problem, epsilon, solver=solver, cg_iters=cg_iters, cg_tol=cg_tol, damping=damping)
         new_theta = problem.theta + p.step
         return problem.unravel(new_theta), state, {
@@ -449,18 +480,19 @@ def backtracking_line_search(objective: Callable, constraint: Callable, theta: j
 
 def trust_region(policy_apply: Callable, max_kl: float, *, shrink: float = 0.5, max_backtracks: int = 10,
                  solver: str = "cg", cg_iters: int = 10, cg_tol: float = 1e-10, damping: float = 0.1,
-                 normalize_advantages: bool = False) -> UpdateRule:
+                 normalize_advantages: bool = False, fisher: str = "state") -> UpdateRule:
     """TRPO (section 12.4, Algorithm 12.5): the natural step (12.12) with ε = max_kl starts a
     backtracking line search (12.20) on the surrogate (12.21) under the mean-KL constraint (12.19).
+    `fisher`: the state-averaged or the trajectory Fisher (12.10) of the natural step (`surrogate_problem`).
 
     A point is accepted only when it improves the surrogate and its mean KL is ≤ max_kl; when none
     of the max_backtracks + 1 points qualifies, the old parameters are kept (`accepted` = 0).
     Metrics as for `natural_gradient`, plus accepted and line_search_steps.
     """
-    _check_solver(solver)
+    _check_solver(solver, fisher)
 
     def update(params, state, batch: Batch, key=None):
-        problem = surrogate_problem(policy_apply, params, batch, normalize_advantages)
+        problem = surrogate_problem(policy_apply, params, batch, normalize_advantages, fisher)
         proposal = natural_proposal(problem, max_kl, solver=solver, cg_iters=cg_iters, cg_tol=cg_tol, damping=damping)
         new_theta, metrics = trust_region_search(proposal, max_kl, shrink=shrink, max_backtracks=max_backtracks)
         return problem.unravel(new_theta), state, metrics

@@ -87,6 +87,8 @@ def test_exact_advantages_need_a_tabular_model():
     ("npg", dict(policy="quadratic"), "--policy"),
     ("trpo", dict(shrink=1.0), "--shrink"),
     ("trpo", dict(max_backtracks=-1), "--max-backtracks"),
+    ("npg", dict(fisher="empirical"), "--fisher"),
+    ("trpo", dict(fisher="trajectory", advantages="exact"), "--fisher trajectory needs sampled trajectories"),
 ])
 def test_validate_names_the_flag(name, kwargs, flag):
     with pytest.raises(ConfigError, match=flag):

@@ -7,13 +7,15 @@ import optax
 import pytest
 
 from pgax import linalg
+from pgax.algorithms.reinforce import add_monte_carlo_returns
 from pgax.batch import Batch
 from pgax.estimators import discounted_returns
 from pgax.policies import linear_gaussian_policy, mlp_policy, tabular_softmax_policy
 from pgax.spaces import Discrete
 from pgax.updates import (TabularEstimate, backtracking_line_search, conservative_policy_iteration, gradient_ascent,
                           kl_penalty, mean_kl, natural_gradient, natural_step, policy_samples, restricted_gradient,
-                          restricted_step, surrogate_objective, trust_region)
+                          restricted_step, surrogate_objective, surrogate_problem, trajectory_segments,
+                          trust_region)
 from tests.helpers import seeded_key
 
 # Example 12.1: single-state MDP, reward = action, γ = 1, policy N(θ1, θ2²), θ = [0, 1], two rollouts.
@@ -68,6 +70,65 @@ def test_example_12_1_surrogate_constraint_and_line_search():
         THETA, theta_new - THETA, 0.1)
     assert bool(info["accepted"]) and int(info["steps"]) == 0  # accepted at the natural step itself
     np.testing.assert_allclose(accepted_theta, theta_new)
+
+
+def example_whole_return_batch():
+    """Example 12.1's rollouts as the library's whole-return REINFORCE sees them: depth 3 (a time
+    limit after the third step), γ = 1, so every step's weight is R(τ) = Σ_k r_k (Algorithm 12.4's ∇U(τ))."""
+    batch = example_batch()
+    batch = batch.replace(truncated=batch.truncated.at[-1].set(True))
+    batch = add_monte_carlo_returns(batch, 1.0, "whole_return", first_is_start=True)
+    return batch.replace(advantage=batch.target)
+
+
+def test_example_12_1_by_the_library_rules_with_the_trajectory_fisher():
+    """Algorithm 12.4's update, by `natural_gradient(fisher="trajectory")` on the batch: θ' = [0.314, 1.000]."""
+    batch = example_whole_return_batch()
+    np.testing.assert_allclose(batch.advantage, jnp.broadcast_to(ACTIONS.sum(axis=1), (3, 2)), atol=1e-6)
+    problem = surrogate_problem(POLICY.apply, THETA, batch, fisher="trajectory")
+    fisher = linalg.dense_matrix(problem.fisher_product, 2)
+    np.testing.assert_allclose(fisher, [[2.030, 1.020], [1.020, 29.529]], atol=6e-3)  # the book's F
+    for solver in ("dense", "cg"):
+        rule = natural_gradient(POLICY.apply, 0.1, solver=solver, damping=0.0, cg_iters=2, fisher="trajectory")
+        new, _, metrics = jax.jit(rule.update)(THETA, (), batch)
+        np.testing.assert_allclose(new, [0.314, 1.000], atol=1e-3)
+        np.testing.assert_allclose(metrics["predicted_kl"], 0.1, rtol=1e-3)
+    # Algorithm 12.5: the same natural step, accepted by the line search at once.
+    rule = trust_region(POLICY.apply, 0.1, solver="dense", damping=0.0, fisher="trajectory")
+    new, _, metrics = jax.jit(rule.update)(THETA, (), batch)
+    np.testing.assert_allclose(new, [0.314, 1.000], atol=1e-3)
+    assert metrics["accepted"] == 1 and metrics["line_search_steps"] == 0
+    # The state-averaged Fisher, diag(1, 2) here, gives another step: the option is what reproduces the book.
+    state_new, _, _ = jax.jit(natural_gradient(POLICY.apply, 0.1, solver="dense", damping=0.0).update)(THETA, (), batch)
+    assert np.abs(np.asarray(state_new) - [0.314, 1.0]).max() > 0.05
+
+
+def test_trajectory_fisher_segments_follow_episode_ends_and_windows():
+    """Two envs × 5 steps: env 0 ends an episode after step 1, env 1 is truncated after step 2 and
+    4; the trajectories are runs between ends and window edges, and F = (1/K) Σ_j g_j g_jᵀ."""
+    policy = tabular_softmax_policy(3, 2)
+    theta = jax.random.normal(seeded_key(3), (3, 2))
+    key_s, key_a = jax.random.split(seeded_key(4))
+    states = jax.random.randint(key_s, (5, 2), 0, 3)
+    actions = jax.random.randint(key_a, (5, 2), 0, 2)
+    terminated = jnp.zeros((5, 2), bool).at[1, 0].set(True)
+    truncated = jnp.zeros((5, 2), bool).at[2, 1].set(True).at[4, 1].set(True)
+    obs = jax.nn.one_hot(states, 3)
+    batch = Batch(obs=obs, action=actions, reward=jnp.zeros((5, 2)), terminated=terminated, truncated=truncated,
+                  next_obs=obs, log_prob=jnp.zeros((5, 2)), advantage=jnp.zeros((5, 2)))
+    ids = np.asarray(trajectory_segments(batch)).reshape(5, 2)
+    assert len(set(ids[:2, 0])) == 1 and len(set(ids[2:, 0])) == 1 and ids[0, 0] != ids[2, 0]
+    assert len(set(ids[:3, 1])) == 1 and len(set(ids[3:, 1])) == 1 and ids[0, 1] != ids[3, 1]
+    assert len(set(ids.reshape(-1))) == 4
+    runs = [[(0, 0), (1, 0)], [(2, 0), (3, 0), (4, 0)], [(0, 1), (1, 1), (2, 1)], [(3, 1), (4, 1)]]
+
+    def log_p(th, run):
+        return sum(policy.apply(th, obs[t, n]).log_prob(actions[t, n]) for t, n in run)
+
+    scores = jnp.stack([jax.grad(log_p)(theta, run).reshape(-1) for run in runs])
+    problem = surrogate_problem(policy.apply, theta, batch, fisher="trajectory")
+    np.testing.assert_allclose(linalg.dense_matrix(problem.fisher_product, 6), linalg.empirical_fisher(scores),
+                               atol=1e-6)
 
 
 def test_exercise_12_3_mean_kl_over_sampled_states():

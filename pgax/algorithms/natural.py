@@ -35,7 +35,7 @@ from pgax.batch import Batch
 from pgax.errors import ConfigError
 from pgax.exact import PolicySolution, TabularMDP, solve_policy
 from pgax.spaces import Discrete
-from pgax.updates import actor_critic, natural_gradient, trust_region, value_regression
+from pgax.updates import FISHERS, actor_critic, natural_gradient, trust_region, value_regression
 
 ADVANTAGE_KINDS = ("gae", "exact")
 
@@ -50,6 +50,10 @@ class NPGConfig(NetworkBlock, CriticFitBlock, GAEBlock, NaturalStepBlock, Rollou
     critic_epochs: int = 5
     advantages: str = "gae"
     """gae: GAE(λ) from the critic; exact: every (s, a), exact A^π, weight d^π(s)π(a|s) (tabular MDPs only)."""
+    fisher: str = "state"
+    """state: the policy's Fisher averaged over the batch's states (12.9); trajectory: the empirical Fisher of
+    whole-trajectory scores (12.10), as Algorithms 12.4 and 12.5 use it (about episode length × the state one,
+    so ε becomes a per-trajectory KL)."""
 
     def validate(self) -> None:
         """Raise `ConfigError` with a one-line message naming the bad value and the fix."""
@@ -59,6 +63,11 @@ class NPGConfig(NetworkBlock, CriticFitBlock, GAEBlock, NaturalStepBlock, Rollou
         check_gae(self)
         if self.advantages not in ADVANTAGE_KINDS:
             raise ConfigError(f"--advantages {self.advantages!r} is not known; use one of {', '.join(ADVANTAGE_KINDS)}")
+        if self.fisher not in FISHERS:
+            raise ConfigError(f"--fisher {self.fisher!r} is not known; use one of {', '.join(FISHERS)}")
+        if self.fisher == "trajectory" and self.advantages == "exact":
+            raise ConfigError("--fisher trajectory needs sampled trajectories, which --advantages exact does not use; "
+                              "use --advantages gae or --fisher state")
         check_network(self)
 
 
@@ -177,7 +186,7 @@ def make_npg(config: NPGConfig, env, num_iterations: int) -> Agent:
     del num_iterations
     return _make_natural(config, env, lambda apply: natural_gradient(
         apply, config.max_kl, solver="cg", cg_iters=config.cg_iters, damping=config.cg_damping,
-        normalize_advantages=config.normalize_advantages))
+        normalize_advantages=config.normalize_advantages, fisher=config.fisher))
 
 
 def make_trpo(config: TRPOConfig, env, num_iterations: int) -> Agent:
@@ -189,4 +198,5 @@ def make_trpo(config: TRPOConfig, env, num_iterations: int) -> Agent:
     del num_iterations
     return _make_natural(config, env, lambda apply: trust_region(
         apply, config.max_kl, shrink=config.shrink, max_backtracks=config.max_backtracks, solver="cg",
-        cg_iters=config.cg_iters, damping=config.cg_damping, normalize_advantages=config.normalize_advantages))
+        cg_iters=config.cg_iters, damping=config.cg_damping, normalize_advantages=config.normalize_advantages,
+        fisher=config.fisher))
