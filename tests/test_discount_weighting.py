@@ -5,10 +5,11 @@ termination), γ = 0.7, a random tabular softmax policy. M environments are roll
 trainer's driver (`pgax.rollout.scan_rollout` on `make_tabular_env` with `episode_statistics`) for
 one window of 2H steps from a reset, so each window holds exactly two whole episodes. Each preset's
 `Agent.prepare` turns the window into the batch its update rule sees, and the estimate is the
-gradient, at θ, of the surrogate that every rule ascends (`updates.surrogate_problem`; PPO's and the
-KL-penalty's objectives have the same gradient at ratio 1), times the window's number of samples:
+gradient, at θ, of the surrogate that every rule ascends (`updates.surrogate_problem`, a mean weighted
+by the normalised sample weights; PPO's and the KL-penalty's objectives have the same gradient at
+ratio 1), times the window's total sample weight:
 
-    ĝ = Σ_t w_t Ψ_t ∇log π_θ(a_t|s_t),   Ψ_t = γ^τ_t Â_t with discount_weighting, Â_t without.
+    ĝ = Σ_t w_t Â_t ∇log π_θ(a_t|s_t),   with discount_weighting Â_t ← γ^τ_t Â_t (nac: w_t ← γ^τ_t w_t).
 
 With discount_weighting every preset has E[ĝ] = 2 ∇J (critic presets with GAE λ = 1, whose
 Â_t = G_t − V(s_t) is unbiased for any critic V, here the random initial one). The sample mean over
@@ -112,7 +113,8 @@ def per_window_estimates(problem, name: str, discount_weighting: bool) -> np.nda
 
         def one_window(window):
             problem = surrogate_problem(policy_apply, theta, window)
-            return jax.grad(problem.objective)(problem.theta) * window.reward.shape[0]
+            total_weight = window.reward.shape[0] if window.sample_weight is None else jnp.sum(window.sample_weight)
+            return jax.grad(problem.objective)(problem.theta) * total_weight
 
         return jax.vmap(one_window, in_axes=1)(prepared.replace(env_state=None))
 
