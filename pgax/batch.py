@@ -31,8 +31,9 @@ class Batch:
         target:     [T, N] critic regression target (e.g. the λ-return Â_t + V(s_t)).
         value:      [T, N] critic's V(s_t) before the update (for value clipping, diagnostics).
         sample_weight: [T, N] non-negative weight of each sample in the estimate (None: uniform).
-                    Zero drops a sample (e.g. REINFORCE's unfinished episode at the end of a
-                    rollout); d(s)π(a|s) turns an enumeration of all (s, a) into an exact expectation.
+                    Zero leaves a sample out (e.g. a REINFORCE sample whose episode has not ended yet,
+                    held for a later window); d(s)π(a|s) turns an enumeration of all (s, a) into an
+                    exact expectation.
     Optional driver output:
         env_state:  environment states at s_t, leading axes [T, N] (JAX-native envs, recorded only
                     for agents with `record_env_state`, e.g. vine's branch rollouts).

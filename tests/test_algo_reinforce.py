@@ -1,6 +1,6 @@
 """REINFORCE and REINFORCE with baseline: the finished-episode masking and Monte Carlo weights
-(exact values), the learn step against a hand-written gradient, the episode-start flag carried
-between windows, config errors, and learning on CartPole-v1 and the simple regulator."""
+(exact values), the learn step against a hand-written gradient, the open episodes held between
+windows, config errors, and learning on CartPole-v1 and the simple regulator."""
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +13,7 @@ from pgax.algorithms.core import make_policy
 from pgax.algorithms.reinforce import add_monte_carlo_returns
 from pgax.batch import Batch
 from pgax.cli import main
+from pgax.errors import ConfigError
 from tests.helpers import counter_env, seeded_key
 from tests.learning import LearningClaim, preset_regulator, preset_returns
 
@@ -65,7 +66,7 @@ def test_monte_carlo_weights_exact():
     np.testing.assert_array_equal(whole_from_reset.sample_weight[:, 1], [0, 0, 0, 0, 0, 0])
 
 
-ENV = counter_env()
+ENV = counter_env(time_limit=10)  # episodes of at most 10 steps: the store holds 9 per environment
 CFG = ReinforceConfig(num_envs=2, num_steps=6, gamma=GAMMA, returns="whole_return", normalize_advantages=False,
                       hidden_sizes=(8,), anneal_lr=False)
 AGENT = make_reinforce(CFG, ENV, 1)
@@ -73,8 +74,9 @@ LEARN = jax.jit(AGENT.learn)  # one compiled learn step shared by the tests belo
 
 
 def test_learn_is_the_masked_monte_carlo_gradient():
-    """One learn step's gradient is Σ_i w_i G_i ∇log π(a_i|s_i) / Σ_i w_i over the whole episodes, and
-    what happens in unfinished episodes does not influence the update at all."""
+    """One learn step's gradient is Σ_i w_i G_i ∇log π(a_i|s_i) / Σ_i w_i over the samples whose episode
+    ends in the window; the open episodes' steps are held, and what happens in them does not
+    influence this update."""
     batch = hand_batch()
     state = AGENT.init(seeded_key(0), batch.obs[0, 0])
     new_state, metrics = LEARN(state, batch, seeded_key(1))
@@ -91,33 +93,60 @@ def test_learn_is_the_masked_monte_carlo_gradient():
     np.testing.assert_allclose(metrics["grad_norm"], tree_norm(grad), rtol=1e-5)
     np.testing.assert_allclose(metrics["used_fraction"], 5 / 12)
     np.testing.assert_allclose(metrics["return_mean"], (2 + 2 + 3 * 6.25) / 5, rtol=1e-6)
-    np.testing.assert_array_equal(new_state.update_state[1], [True, True])  # both windows end mid-episode
+    assert metrics["open_episode_overflow"] == 0
+    store = new_state.update_state[1]  # env 0's step 5 and env 1's six steps, right-aligned in 9 slots
+    np.testing.assert_array_equal(store.sample_weight.sum(axis=0), [1, 6])
+    np.testing.assert_array_equal(store.obs[-1, 0], batch.obs[5, 0])
+    np.testing.assert_array_equal(store.obs[-6:, 1], batch.obs[:, 1])
 
-    # Changing what happens in unfinished episodes changes nothing.
+    # Changing what happens in unfinished episodes changes nothing in this update.
     other = batch.replace(reward=batch.reward.at[5, 0].set(100.0).at[:, 1].set(-7.0),
                           action=batch.action.at[5, 0].set(1).at[:, 1].set(0))
     other_state, _ = LEARN(state, other, seeded_key(1))
     for a, b in zip(jax.tree_util.tree_leaves(new_state.params), jax.tree_util.tree_leaves(other_state.params)):
         np.testing.assert_array_equal(a, b)
 
-    # A window without a whole episode (here: env 0's first episode began before it) leaves the agent as it was.
-    state_mid_episode = state.replace(update_state=(state.update_state[0], jnp.array([True, True])))
-    same_state, metrics = LEARN(state_mid_episode, batch.replace(truncated=jnp.zeros_like(batch.truncated)),
-                                seeded_key(1))
+    # A window in which no episode ends leaves the parameters as they were.
+    no_end = batch.replace(truncated=jnp.zeros_like(batch.truncated), terminated=jnp.zeros_like(batch.terminated))
+    same_state, metrics = LEARN(state, no_end, seeded_key(1))
     assert metrics["used_fraction"] == 0
     for a, b in zip(jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(same_state.params)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_held_steps_complete_with_their_whole_return_in_the_next_window():
+    """Second window: env 0's held step 5 (reward 6) continues with rewards 1, 2 and terminates, so its
+    episode's G_0 = 6 + ½·1 + ¼·2 = 7 weights all three steps; env 1's six held steps (reward 1) end
+    one step in, G_0 = Σ_{k<7} ½^k."""
+    first = hand_batch()
+    state = AGENT.init(seeded_key(0), first.obs[0, 0])
+    state, _ = LEARN(state, first, seeded_key(1))
+    second = first.replace(obs=first.obs + 2.0, terminated=first.terminated.at[0, 1].set(True))
+    new_state, metrics = LEARN(state, second, seeded_key(2))
+
+    obs = jnp.concatenate([first.obs[5:, 0], second.obs[:5, 0], first.obs[:, 1], second.obs[:1, 1]])
+    action = jnp.concatenate([first.action[5:, 0], second.action[:5, 0], first.action[:, 1], second.action[:1, 1]])
+    g = jnp.array([7.0] * 3 + [6.25] * 3 + [sum(0.5 ** k for k in range(7))] * 7)
+    apply = make_policy(CFG, ENV).apply
+
+    def objective(p):
+        return jnp.mean(g * apply(p, obs).log_prob(action))
+
+    grad = jax.jit(jax.grad(objective))(state.params["policy"])
+    np.testing.assert_allclose(metrics["grad_norm"], tree_norm(grad), rtol=1e-5)
+    np.testing.assert_allclose(metrics["used_fraction"], 13 / 12)
+    np.testing.assert_allclose(metrics["return_mean"], float(jnp.mean(g)), rtol=1e-6)
+    np.testing.assert_array_equal(new_state.update_state[1].sample_weight.sum(axis=0), [1, 5])
 
 
 def tree_norm(tree):
     return float(jnp.sqrt(sum(jnp.sum(x ** 2) for x in jax.tree_util.tree_leaves(tree))))
 
 
-def test_whole_return_uses_exactly_the_episodes_inside_each_window():
+def test_every_sample_is_used_once_in_the_window_its_episode_ends_in():
     """Consecutive windows of 6 steps over episodes of 5 steps (global steps 5e..5e+4 form episode e,
-    truncated at its end). The episode-start flag carried between windows makes the whole-return
-    variant use exactly the episodes lying inside a window, including those starting at a window's
-    first step (windows 5, 10: steps 30-35 and 60-65)."""
+    truncated at its end): each window uses exactly the 5 samples of every episode ending in it,
+    including the part held from earlier windows."""
     state = AGENT.init(seeded_key(0), jnp.zeros(1))
     seen, expected = [], []
     for w in range(11):
@@ -126,10 +155,14 @@ def test_whole_return_uses_exactly_the_episodes_inside_each_window():
         batch = hand_batch().replace(terminated=jnp.zeros((6, 2), bool), truncated=truncated)
         state, metrics = LEARN(state, batch, jax.random.PRNGKey(w))
         seen.append(float(metrics["used_fraction"]))
-        whole = [t for t in steps if t - t % 5 >= steps[0] and t - t % 5 + 4 <= steps[-1]]
-        expected.append(len(whole) / 6)
-    assert expected == [5 / 6, 0, 0, 0, 5 / 6, 5 / 6, 0, 0, 0, 5 / 6, 5 / 6]
+        expected.append(5 * int(np.sum(steps % 5 == 4)) / 6)
+    assert expected == [5 / 6] * 4 + [10 / 6] + [5 / 6] * 4 + [10 / 6, 5 / 6]
     np.testing.assert_allclose(seen, expected)
+
+
+def test_an_environment_without_a_time_limit_is_refused():
+    with pytest.raises(ConfigError, match="needs a time limit"):
+        make_reinforce(CFG, ENV._replace(max_episode_steps=None), 1)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -171,7 +204,7 @@ def test_learns_cartpole(name):
 
 
 REGULATOR_CONFIGS = {
-    # Whole returns: windows of one episode (depth 10), usable only through the carried episode-start flag.
+    # Whole returns: windows of one episode (depth 10).
     "reinforce": (make_reinforce, ReinforceConfig(num_envs=16, num_steps=10, lr=0.05, gamma=1.0, policy="linear",
                                                   returns="whole_return")),
     "reinforce_baseline": (make_reinforce_baseline,
