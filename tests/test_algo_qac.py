@@ -17,14 +17,15 @@ from tests.learning import LearningClaim, preset_returns
 CARTPOLE = envs.make("CartPole-v1")
 
 
-@pytest.mark.parametrize("baseline", [True, False])
-def test_one_step_is_the_sarsa_critic_update_and_the_q_weighted_actor_step(baseline):
+@pytest.mark.parametrize("baseline, weighting", [(True, False), (False, False), (True, True)])
+def test_one_step_is_the_sarsa_critic_update_and_the_q_weighted_actor_step(baseline, weighting):
     """w' = w + β mean_i δ_i φ(s_i, a_i), δ_i = r_i + γ(1 − terminated_i) φ(s'_i, a'_i)ᵀw − φ(s_i, a_i)ᵀw with
     φ(s, a) = one-hot(a) ⊗ ψ(s) written out as a Kronecker product, a' ~ π(·|s') drawn with the documented
-    key; θ' = θ + α mean_i X_i ∇log π(a_i|s_i), X = Q_w(s, a) [− Σ_b π(b|s) Q_w(s, b)]."""
+    key; θ' = θ + α mean_i X_i ∇log π(a_i|s_i), X = Q_w(s, a) [− Σ_b π(b|s) Q_w(s, b)] [· γ^τ_i with
+    discount_weighting, τ_i the step within the episode]."""
     gamma, alpha, beta, n = 0.9, 0.2, 0.3, 4
     cfg = QACConfig(num_envs=n, gamma=gamma, actor_lr=alpha, critic_lr=beta, actor_optimizer="sgd",
-                    num_features=16, hidden_sizes=(8,), baseline=baseline)
+                    num_features=16, hidden_sizes=(8,), baseline=baseline, discount_weighting=weighting)
     agent = make_qac(cfg, CARTPOLE, 1)
     policy = make_policy(cfg, CARTPOLE)
     state = agent.init(seeded_key(0), jnp.zeros(4))
@@ -37,7 +38,7 @@ def test_one_step_is_the_sarsa_critic_update_and_the_q_weighted_actor_step(basel
                   reward=jnp.asarray(rng.uniform(0.0, 1.0, (1, n)), jnp.float32),
                   terminated=jnp.asarray(terminated), truncated=jnp.asarray([[False, False, True, False]]),
                   next_obs=jnp.asarray(rng.normal(size=(1, n, 4)) * 0.5, jnp.float32),
-                  log_prob=jnp.zeros((1, n), jnp.float32))
+                  log_prob=jnp.zeros((1, n), jnp.float32), episode_step=jnp.asarray([[0, 2, 5, 1]], jnp.int32))
     key = seeded_key(2)
     new_state, metrics = jax.jit(agent.learn)(state, batch, key)
 
@@ -57,6 +58,8 @@ def test_one_step_is_the_sarsa_critic_update_and_the_q_weighted_actor_step(basel
     probs = np.asarray(policy.apply(theta, s).probs)
     q_all = psi @ w.T
     x = q_sa - (probs * q_all).sum(axis=1) if baseline else q_sa
+    if weighting:
+        x = x * gamma ** np.array([0, 2, 5, 1])
     scores = jax.vmap(jax.grad(lambda p, o, u: policy.apply(p, o).log_prob(u)), in_axes=(None, 0, 0))(theta, s, a)
     expected_theta = jax.tree_util.tree_map(
         lambda p, g: p + alpha * np.tensordot(x, np.asarray(g), axes=(0, 0)) / n, theta, scores)

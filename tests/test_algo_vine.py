@@ -4,6 +4,7 @@ surrogates (15)/(16) against their formulas, learning on CartPole and the regula
 import types
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -12,12 +13,15 @@ from pgax import envs
 from pgax.algorithms import get_preset
 from pgax.algorithms.vine import VineConfig, branch_q, make_vine, vine_surrogate
 from pgax.distributions import Categorical
+from pgax.envs.wrappers import episode_statistics
+from pgax.rollout import scan_rollout, vector_reset
 from pgax.errors import ConfigError
 from pgax.spaces import Box, Discrete
 from tests.helpers import counter_env, seeded_key
 from tests.learning import LearningClaim, preset_regulator, preset_returns
 
 GAMMA = 0.9
+GAMMA_CONFIG = VineConfig().gamma
 BOOT = 7.0  # the value critic's constant prediction in the branch tests
 
 
@@ -115,6 +119,32 @@ REGULATOR = LearningClaim("vine SimpleRegulator-v0", preset_regulator, {"distanc
 def test_linear_policy_on_box_actions_moves_toward_the_regulator_optimum():
     """From θ0 = [0, 1] (distance 1.41), 25 iterations with sampled branch actions: θ ends near [−1, 0]."""
     REGULATOR.check()
+
+
+def test_discount_weighting_scales_each_branch_state_by_its_gamma_power():
+    """With every trunk state at episode step τ = 3, `discount_weighting` multiplies the surrogate by γ³
+    (its improvement by γ³) and leaves the natural step and the line search's choice unchanged (both
+    are invariant to a positive scale of the objective); with mixed τ the step changes."""
+    env = episode_statistics(envs.make("CartPole-v1"))  # the trainer's env: it fills Batch.episode_step
+    results = {}
+    for weighting in (False, True):
+        config = VineConfig(num_envs=4, num_steps=8, num_branch_states=8, branch_horizon=3, critic_minibatches=2,
+                            hidden_sizes=(8,), discount_weighting=weighting)
+        agent = make_vine(config, env, 1)
+        learn = jax.jit(agent.learn)
+        obs, env_state = vector_reset(env, seeded_key(0), 4)
+        state = agent.init(seeded_key(1), obs[0])
+        batch, *_ = scan_rollout(agent.act, state.params, env, env_state, obs, seeded_key(2), 8, record_env_state=True)
+        for steps in ((3, None) if weighting else (3,)):
+            episode_step = (jnp.full_like(batch.episode_step, steps) if steps is not None
+                            else jnp.arange(32, dtype=jnp.int32).reshape(8, 4))
+            new_state, metrics = learn(state, batch.replace(episode_step=episode_step), seeded_key(3))
+            results[weighting, steps] = (np.asarray(jax.flatten_util.ravel_pytree(new_state.params["policy"])[0]),
+                                         float(metrics["surrogate_improvement"]))
+    plain, weighted, mixed = results[False, 3], results[True, 3], results[True, None]
+    np.testing.assert_allclose(weighted[0], plain[0], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(weighted[1], GAMMA_CONFIG ** 3 * plain[1], rtol=1e-3)
+    assert np.abs(mixed[0] - plain[0]).max() > 1e-3
 
 
 def test_config_errors_are_one_line():

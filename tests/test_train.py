@@ -8,7 +8,7 @@ import pytest
 from pgax import envs
 from pgax.algorithms import Agent, PPOConfig, make_ppo
 from pgax.train import default_chunk_iterations, evaluate, train
-from tests.helpers import counter_env, seed, seeded_key
+from tests.helpers import counter_env, seed
 from tests.learning import LearningClaim, preset_returns
 
 
