@@ -98,13 +98,14 @@ def test_bad_config_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-CARTPOLE = LearningClaim("a2c CartPole-v1 100k", preset_returns, {"eval_return": (">=", 400.0)},
-                         measure_kwargs=dict(make=make_a2c, config=A2CConfig(), steps=100_000))
+CARTPOLE = LearningClaim("a2c CartPole-v1 70k", preset_returns, {"eval_return": (">=", 300.0)},
+                         measure_kwargs=dict(make=make_a2c, config=A2CConfig(), steps=70_000))
 
 
 @pytest.mark.slow
 def test_learns_cartpole():
-    """Defaults, 100k steps: deterministic evaluation (20 episodes) >= 400 for at least 4 of 5 seeds."""
+    """Defaults, 70k steps: deterministic evaluation (20 episodes) >= 300 for at least 4 of 5 seeds.
+    Calibrated on seeds 0-4, 100-104, 200-204, 300-304: 20 of 20 at 360-491."""
     CARTPOLE.check()
 
 

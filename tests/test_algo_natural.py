@@ -147,8 +147,8 @@ def test_exact_npg_in_the_trainer_for_three_seeds():
 CARTPOLE = {
     "npg": LearningClaim("npg CartPole-v1 100k", preset_returns, {"eval_return": (">=", 300.0)},
                          measure_kwargs=dict(make=make_npg, config=NPGConfig(), steps=100_000)),
-    "trpo": LearningClaim("trpo CartPole-v1 80k", preset_returns, {"eval_return": (">=", 300.0)},
-                          measure_kwargs=dict(make=make_trpo, config=TRPOConfig(), steps=80_000)),
+    "trpo": LearningClaim("trpo CartPole-v1 50k", preset_returns, {"eval_return": (">=", 300.0)},
+                          measure_kwargs=dict(make=make_trpo, config=TRPOConfig(), steps=50_000)),
 }
 
 

@@ -102,14 +102,15 @@ def test_config_errors_are_one_line_and_exit_2(argv, message, capsys, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-CARTPOLE_CLAIM = LearningClaim("qac CartPole-v1 100k", preset_returns, {"train_return": (">=", 300.0)},
-                               measure_kwargs=dict(make=make_qac, config=QACConfig(), steps=100_000, eval_episodes=0))
+CARTPOLE_CLAIM = LearningClaim("qac CartPole-v1 70k", preset_returns, {"train_return": (">=", 250.0)},
+                               measure_kwargs=dict(make=make_qac, config=QACConfig(), steps=70_000, eval_episodes=0))
 
 
 @pytest.mark.slow
 def test_default_config_learns_cartpole():
-    """Default hyperparameters within the documented budget of 100k steps (docs/algorithms/qac.md): the
-    sampling policy's mean episode return over the last 10 iterations, for at least 4 of 5 seeds."""
+    """Default hyperparameters, 70k steps (the documented budget is 100k, docs/algorithms/qac.md): the
+    sampling policy's mean episode return over the last 10 iterations, for at least 4 of 5 seeds.
+    Calibrated on seeds 0-4, 100-104, 200-204, 300-304: 20 of 20 at 307-500."""
     CARTPOLE_CLAIM.check()
 
 

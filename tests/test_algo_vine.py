@@ -96,15 +96,16 @@ def test_surrogates_are_the_papers_estimators():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
-CARTPOLE = LearningClaim("vine CartPole-v1 100 iterations", preset_returns, {"train_return": (">=", 195.0)},
+CARTPOLE = LearningClaim("vine CartPole-v1 60 iterations", preset_returns, {"train_return": (">=", 195.0)},
                          measure_kwargs=dict(make=make_vine, config=VineConfig(), eval_episodes=0,
-                                             steps=100 * 8 * 32))  # 100 iterations of the 8 × 32 trunk
+                                             steps=60 * 8 * 32))  # 60 iterations of the 8 × 32 trunk
 
 
 @pytest.mark.slow
 def test_vine_learns_cartpole():
-    """Defaults, 100 iterations = 25.6k trunk steps + ≤ 1.28M branch steps (the documented budget): the
-    trunk's episode return, averaged over the last 10 iterations, for at least 4 of 5 seeds."""
+    """Defaults, 60 iterations = 15.4k trunk steps + ≤ 0.77M branch steps: the trunk's episode return,
+    averaged over the last 10 iterations, for at least 4 of 5 seeds. Calibrated on seeds 0-4, 100-104,
+    200-204, 300-304: 20 of 20 at 297-500."""
     CARTPOLE.check()
 
 
@@ -122,26 +123,25 @@ def test_linear_policy_on_box_actions_moves_toward_the_regulator_optimum():
 
 
 def test_discount_weighting_scales_each_branch_state_by_its_gamma_power():
-    """With every trunk state at episode step τ = 3, `discount_weighting` multiplies the surrogate by γ³
-    (its improvement by γ³) and leaves the natural step and the line search's choice unchanged (both
-    are invariant to a positive scale of the objective); with mixed τ the step changes."""
-    env = episode_statistics(envs.make("CartPole-v1"))  # the trainer's env: it fills Batch.episode_step
+    """With `discount_weighting` and every trunk state at episode step τ, the surrogate is γ^τ times
+    that of τ = 0 (no weight): its improvement scales by γ³ at τ = 3 while the natural step and the
+    line search's choice stay the same (both invariant to a positive scale of the objective); with
+    mixed τ the step changes."""
+    env = episode_statistics(envs.make("CartPole-v1"))  # as the trainer wraps it: it fills Batch.episode_step
+    config = VineConfig(num_envs=4, num_steps=8, num_branch_states=8, branch_horizon=3, critic_minibatches=2,
+                        hidden_sizes=(8,), discount_weighting=True)
+    agent = make_vine(config, env, 1)
+    learn = jax.jit(agent.learn)
+    obs, env_state = vector_reset(env, seeded_key(0), 4)
+    state = agent.init(seeded_key(1), obs[0])
+    batch, *_ = scan_rollout(agent.act, state.params, env, env_state, obs, seeded_key(2), 8, record_env_state=True)
     results = {}
-    for weighting in (False, True):
-        config = VineConfig(num_envs=4, num_steps=8, num_branch_states=8, branch_horizon=3, critic_minibatches=2,
-                            hidden_sizes=(8,), discount_weighting=weighting)
-        agent = make_vine(config, env, 1)
-        learn = jax.jit(agent.learn)
-        obs, env_state = vector_reset(env, seeded_key(0), 4)
-        state = agent.init(seeded_key(1), obs[0])
-        batch, *_ = scan_rollout(agent.act, state.params, env, env_state, obs, seeded_key(2), 8, record_env_state=True)
-        for steps in ((3, None) if weighting else (3,)):
-            episode_step = (jnp.full_like(batch.episode_step, steps) if steps is not None
-                            else jnp.arange(32, dtype=jnp.int32).reshape(8, 4))
-            new_state, metrics = learn(state, batch.replace(episode_step=episode_step), seeded_key(3))
-            results[weighting, steps] = (np.asarray(jax.flatten_util.ravel_pytree(new_state.params["policy"])[0]),
-                                         float(metrics["surrogate_improvement"]))
-    plain, weighted, mixed = results[False, 3], results[True, 3], results[True, None]
+    for name, episode_step in (("0", jnp.zeros_like(batch.episode_step)), ("3", jnp.full_like(batch.episode_step, 3)),
+                               ("mixed", jnp.arange(32, dtype=jnp.int32).reshape(8, 4))):
+        new_state, metrics = learn(state, batch.replace(episode_step=episode_step), seeded_key(3))
+        results[name] = (np.asarray(jax.flatten_util.ravel_pytree(new_state.params["policy"])[0]),
+                         float(metrics["surrogate_improvement"]))
+    plain, weighted, mixed = results["0"], results["3"], results["mixed"]
     np.testing.assert_allclose(weighted[0], plain[0], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(weighted[1], GAMMA_CONFIG ** 3 * plain[1], rtol=1e-3)
     assert np.abs(mixed[0] - plain[0]).max() > 1e-3

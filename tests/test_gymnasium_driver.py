@@ -503,12 +503,13 @@ def measure_host_cartpole(seeds, steps):
             "train_return": np.nanmean(np.concatenate(chunks, axis=1)[:, -10:], axis=1)}
 
 
-HOST_CARTPOLE = LearningClaim("ppo Gymnasium CartPole-v1 host driver 100k", measure_host_cartpole,
-                              {"eval_return": (">=", 200.0)}, measure_kwargs=dict(steps=100_000))
+HOST_CARTPOLE = LearningClaim("ppo Gymnasium CartPole-v1 host driver 60k", measure_host_cartpole,
+                              {"eval_return": (">=", 200.0)}, measure_kwargs=dict(steps=60_000))
 
 
 @pytest.mark.slow
 def test_ppo_learns_gymnasium_cartpole():
-    """PPO (default hyperparameters) on Gymnasium's CartPole-v1 through the host driver, 100k steps:
-    deterministic evaluation (10 episodes) for at least 4 of 5 seeds."""
+    """PPO (default hyperparameters) on Gymnasium's CartPole-v1 through the host driver, 60k steps:
+    deterministic evaluation (10 episodes) for at least 4 of 5 seeds. Calibrated on seeds 0-4, 100-104,
+    200-204, 300-304: 20 of 20 at 296-500."""
     HOST_CARTPOLE.check()

@@ -54,7 +54,7 @@ Z_STAR = 4.5  # Bonferroni over 12 components × 11 cases at a family-wise false
 CASES = {
     "reinforce": ("reinforce", {}),
     "reinforce_whole_return": ("reinforce", {"returns": "whole_return"}),
-    "reinforce_baseline": ("reinforce_baseline", {}),
+    "reinforce_baseline": ("reinforce_baseline", {"critic_epochs": 1, "critic_minibatches": 1}),
     "a2c": ("a2c", {"gae_lambda": 1.0}),
     "ppo": ("ppo", {"gae_lambda": 1.0}),
     "ppo_kl": ("ppo_kl", {"gae_lambda": 1.0}),

@@ -71,14 +71,14 @@ def test_evaluate_counts_only_the_first_episode():
         np.testing.assert_allclose(returns, expected)
 
 
-CARTPOLE = LearningClaim("ppo CartPole-v1 150k", preset_returns, {"eval_return": (">=", 300.0)},
-                         measure_kwargs=dict(make=make_ppo, config=PPOConfig(), steps=150_000))
+CARTPOLE = LearningClaim("ppo CartPole-v1 100k", preset_returns, {"eval_return": (">=", 300.0)},
+                         measure_kwargs=dict(make=make_ppo, config=PPOConfig(), steps=100_000))
 
 
 @pytest.mark.slow
 def test_ppo_learns_cartpole():
-    """PPO with default hyperparameters, 150k steps: deterministic evaluation (20 episodes) for at
-    least 4 of 5 seeds."""
+    """PPO with default hyperparameters, 100k steps: deterministic evaluation (20 episodes) for at
+    least 4 of 5 seeds. Calibrated on seeds 0-4, 100-104, 200-204, 300-304: 20 of 20 at 359-494."""
     CARTPOLE.check()
 
 

@@ -40,7 +40,7 @@ register(Preset("td_lambda_ac", TDLambdaACConfig, make_td_lambda_ac,
 register(Preset("qac", QACConfig, make_qac,
                 "Q actor-critic: linear critic Q_w = φ(s,a)ᵀw (random Fourier features) by TD(0), online"))
 register(Preset("nac", NACConfig, make_nac,
-                "natural actor-critic: compatible critic ψᵀw fitted by CG least squares, actor moved along w"))
+                "natural actor-critic: compatible critic ψᵀw by CG least squares or TD, actor moved along w"))
 register(Preset("npg", NPGConfig, make_npg,
                 "natural policy gradient: CG natural step of KL size ε (12.12), GAE(λ), value critic"))
 register(Preset("trpo", TRPOConfig, make_trpo,
