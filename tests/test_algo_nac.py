@@ -163,16 +163,17 @@ def test_nac_learns_cartpole():
     CARTPOLE.check()
 
 
-CARTPOLE_TD = LearningClaim("nac --critic td CartPole-v1 60k", preset_returns, {"train_return": (">=", 300.0)},
-                            measure_kwargs=dict(make=make_nac, config=NACConfig(critic="td"), steps=60_000,
+CARTPOLE_TD = LearningClaim("nac --critic td CartPole-v1 40k", preset_returns, {"train_return": (">=", 150.0)},
+                            measure_kwargs=dict(make=make_nac, config=NACConfig(critic="td"), steps=40_000,
                                                 eval_episodes=0))
 
 
 @pytest.mark.slow
 def test_nac_with_the_td_critic_learns_cartpole():
     """critic="td" (seed 002's TD rule on the compatible features, w kept across batches), otherwise the
-    defaults, 60k steps: the sampling policy's return over the last 10 iterations, for at least 4 of 5 seeds.
-    Calibrated on seeds 0-4, 100-104, 200-204, 300-304: 20 of 20 seeds at 356-500, median about 460."""
+    defaults, 40k steps: the sampling policy's return over the last 10 iterations (a random policy's is
+    about 22), for at least 4 of 5 seeds. Calibrated on seeds 0-4, 100-104, 200-204, 300-304: 20 of 20
+    seeds at 210-286 (at 60k: 356-500, median about 460)."""
     CARTPOLE_TD.check()
 
 
