@@ -1,4 +1,4 @@
-"""Action distributions as pytrees: Categorical and DiagGaussian.
+"""Action distributions as pytrees: Categorical, DiagGaussian and SquashedGaussian (tanh of a Gaussian).
 
 Layer 0 (math). Each distribution is an immutable pytree, so it can be returned from a jitted
 policy, vmapped over and differentiated through. Every method works on arbitrary leading batch
@@ -103,6 +103,11 @@ class DiagGaussian:
         noise = jax.random.normal(key, self.mean.shape, self.mean.dtype)
         return self.mean + self.std * noise
 
+    def sample_and_log_prob(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(a, log π(a)) with a = mean + σ ε: reparameterised in (mean, log_std)."""
+        action = self.sample(key)
+        return action, self.log_prob(action)
+
     def log_prob(self, action: jax.Array) -> jax.Array:
         """[...] log π(a) = Σ_i [-(a_i - μ_i)² / (2σ_i²) - log σ_i - ½ log 2π]."""
         log_std = self._log_std_full()
@@ -135,4 +140,54 @@ class DiagGaussian:
         return DiagGaussian(tangent.mean * jnp.exp(-2.0 * self._log_std_full()), 2.0 * tangent.log_std)
 
 
-Distribution = Categorical | DiagGaussian
+@struct.dataclass
+class SquashedGaussian:
+    """a = c + h · tanh(u), u ~ N(mean, diag(exp(log_std)²)): a Gaussian squashed into the box (c − h, c + h).
+
+    The soft actor-critic policy. Its density follows from the change of variables a = g(u):
+
+        log π(a) = log N(u; mean, σ²) − Σ_i log(h_i (1 − tanh²(u_i)))
+
+    Attributes:
+        mean, log_std: [..., action_dim], the pre-squash Gaussian.
+        center, half_width: [action_dim], c = (high + low) / 2 and h = (high − low) / 2 of the Box.
+    """
+
+    mean: jax.Array
+    log_std: jax.Array
+    center: jax.Array
+    half_width: jax.Array
+
+    def _gaussian(self) -> DiagGaussian:
+        return DiagGaussian(self.mean, self.log_std)
+
+    def _squash(self, u: jax.Array) -> jax.Array:
+        return self.center + self.half_width * jnp.tanh(u)
+
+    def _log_det(self, u: jax.Array) -> jax.Array:
+        # log(1 − tanh²(u)) = 2 (log 2 − u − softplus(−2u)), stable for large |u|
+        log_one_minus_tanh2 = 2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+        return jnp.sum(jnp.log(self.half_width) + log_one_minus_tanh2, axis=-1)
+
+    def sample_and_log_prob(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(a [..., action_dim], log π(a) [...]) with a = c + h tanh(mean + σ ε): reparameterised in θ."""
+        u = self._gaussian().sample(key)
+        return self._squash(u), self._gaussian().log_prob(u) - self._log_det(u)
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        """[..., action_dim] a = c + h tanh(mean + σ ε), ε ~ N(0, I)."""
+        return self._squash(self._gaussian().sample(key))
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        """[...] log π(a) with u = atanh((a − c) / h) (clipped just inside (−1, 1) at the box's edges)."""
+        y = jnp.clip((action - self.center) / self.half_width, -1.0 + 1e-6, 1.0 - 1e-6)
+        u = jnp.arctanh(y)
+        return self._gaussian().log_prob(u) - self._log_det(u)
+
+    def mode(self) -> jax.Array:
+        """[..., action_dim] c + h tanh(mean): the image of the Gaussian's mode, the action deterministic
+        evaluation takes."""
+        return self._squash(self.mean)
+
+
+Distribution = Categorical | DiagGaussian | SquashedGaussian

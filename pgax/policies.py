@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pgax.distributions import Categorical, DiagGaussian, Distribution
+from pgax.distributions import Categorical, DiagGaussian, Distribution, SquashedGaussian
 from pgax.spaces import Box, Discrete, Space
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"tanh": jnp.tanh, "relu": nn.relu}
@@ -152,3 +152,60 @@ def linear_gain_policy(obs_dim: int, action_dim: int, init_log_std: float = 0.0)
         return DiagGaussian(mean, jnp.broadcast_to(params["log_std"], mean.shape))
 
     return Model(init_fn, apply)
+
+
+LOG_STD_RANGE = (-5.0, 2.0)
+"""The range of the state-dependent log σ of `squashed_gaussian_policy` (a tanh maps the network into it)."""
+
+
+def _box_center_half_width(action_space: Box) -> tuple[jax.Array, jax.Array]:
+    low, high = np.asarray(action_space.low, np.float32), np.asarray(action_space.high, np.float32)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise ValueError(f"a squashed or deterministic actor needs a bounded Box; this one is {action_space!r}")
+    return jnp.asarray((high + low) / 2.0), jnp.asarray((high - low) / 2.0)
+
+
+class SquashedGaussianActor(nn.Module):
+    """π(a|s) = c + h tanh(N(μ(s), diag σ(s)²)): mean and log σ from one MLP, log σ squashed into LOG_STD_RANGE."""
+
+    action_dim: int
+    hidden_sizes: Sequence[int]
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, obs: jax.Array):
+        out = MLP(self.hidden_sizes, 2 * self.action_dim, self.activation, 0.01)(obs)
+        mean, raw_log_std = jnp.split(out, 2, axis=-1)
+        low, high = LOG_STD_RANGE
+        return mean, low + 0.5 * (high - low) * (jnp.tanh(raw_log_std) + 1.0)
+
+
+def squashed_gaussian_policy(action_space: Box, hidden_sizes: Sequence[int] = (256, 256),
+                             activation: str = "relu") -> Model:
+    """The soft actor-critic policy on a bounded Box: `apply(params, obs [..., obs_dim])` gives a
+    `SquashedGaussian` with batch shape [...] whose samples lie inside the box."""
+    if not isinstance(action_space, Box):
+        raise TypeError(f"squashed_gaussian_policy needs a Box action space, got {action_space!r}")
+    center, half_width = _box_center_half_width(action_space)
+    module = SquashedGaussianActor(action_space.dim, tuple(hidden_sizes), activation)
+
+    def apply(params, obs: jax.Array) -> SquashedGaussian:
+        mean, log_std = module.apply(params, obs)
+        return SquashedGaussian(mean, log_std, center, half_width)
+
+    return Model(module.init, apply)
+
+
+def deterministic_policy(action_space: Box, hidden_sizes: Sequence[int] = (256, 256),
+                         activation: str = "relu") -> Model:
+    """μ_θ(s) = c + h tanh(MLP(s)), a deterministic actor inside a bounded Box (DDPG, TD3):
+    `apply(params, obs [..., obs_dim]) -> [..., action_dim]`."""
+    if not isinstance(action_space, Box):
+        raise TypeError(f"deterministic_policy needs a Box action space, got {action_space!r}")
+    center, half_width = _box_center_half_width(action_space)
+    module = MLP(tuple(hidden_sizes), action_space.dim, activation, 0.01)
+
+    def apply(params, obs: jax.Array) -> jax.Array:
+        return center + half_width * jnp.tanh(module.apply(params, obs))
+
+    return Model(module.init, apply)

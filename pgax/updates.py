@@ -16,6 +16,9 @@ Layer 1 (learning). Chapter 12 of the book, each rule citing its equation:
     trust_region                   TRPO: natural step + backtracking line search (12.18-12.20)
     kl_penalty                     KL-penalised surrogate (12.24), fixed or adaptive β
     conservative_policy_iteration  CPI mixture update on tabular policies
+
+The off-policy actor objectives of lecture 003 ("Policy Updates – REINFORCE or Reparameterization",
+"Off-policy policy gradient") and the Polyak target update are at the end of the module.
 """
 
 from __future__ import annotations
@@ -758,3 +761,70 @@ def critic_td_errors(value_apply: Callable, value_params, obs: jax.Array, reward
 def next_discount_weight(weight: jax.Array, done: jax.Array, gamma: float) -> jax.Array:
     """[N] the episodic factor I for the next step: γ I, or 1 after an episode end (I = γ^t)."""
     return jnp.where(done, 1.0, gamma * weight)
+
+
+# ---------------------------------------------------------------------------------------------
+# Off-policy actor objectives (lecture 003) and target networks: sac, td3, ddpg, offpac.
+# Each objective is a scalar surrogate whose gradient in θ is the named estimate of
+# ∇_θ E_{s~D} E_{a~π_θ(·|s)} Q(s, a); `q_fn(obs, action) -> [B]` is the critic (or the exact Q).
+# ---------------------------------------------------------------------------------------------
+
+
+def pathwise_actor_objective(policy_apply: Callable, params, obs: jax.Array, q_fn: Callable,
+                             key: jax.Array, entropy_coef: float | jax.Array = 0.0) -> jax.Array:
+    """mean_i [Q(s_i, a_i) − α log π_θ(a_i|s_i)], a_i = a_θ(s_i, z_i), z_i ~ p(z): the pathwise
+    (reparameterised) gradient (lecture 003)
+
+        ∇_θ J = E_{s~D} E_z[∇_a Q(s, a)|_{a = μ_θ + z σ_θ} ∇_θ(μ_θ + z σ_θ)],
+
+    plus, with α = `entropy_coef` > 0, the entropy bonus of soft actor-critic. The policy's sample
+    must be reparameterised (DiagGaussian, SquashedGaussian). obs: [B, obs_dim]."""
+    action, log_prob = policy_apply(params, obs).sample_and_log_prob(key)
+    return jnp.mean(q_fn(obs, action) - entropy_coef * log_prob)
+
+
+def likelihood_ratio_actor_objective(policy_apply: Callable, params, obs: jax.Array, q_fn: Callable,
+                                     key: jax.Array, baseline: bool = True,
+                                     entropy_coef: float | jax.Array = 0.0) -> jax.Array:
+    """The likelihood-ratio (score-function) surrogate of the same gradient (lecture 003):
+
+        ∇_θ J = E_{s~D} E_{a~π_θ}[∇_θ log π_θ(a|s) f(s, a)],   f = Q − α log π_θ
+
+    (the α term's own score term E[∇ log π] is 0). Two actions a_i, a'_i ~ π_θ(·|s_i) per state, f
+    held fixed; with `baseline` each is weighted by f(s, a) − f(s, a'), the other action's value (a
+    baseline independent of the action, so the estimate stays unbiased):
+    ½ mean_i [(f_i − f'_i) log π(a_i) + (f'_i − f_i) log π(a'_i)]. obs: [B, obs_dim]."""
+    k1, k2 = jax.random.split(key)
+    dist = policy_apply(params, obs)
+    a1, a2 = jax.lax.stop_gradient(dist.sample(k1)), jax.lax.stop_gradient(dist.sample(k2))
+    log_p1, log_p2 = dist.log_prob(a1), dist.log_prob(a2)
+    f1 = jax.lax.stop_gradient(q_fn(obs, a1) - entropy_coef * log_p1)
+    f2 = jax.lax.stop_gradient(q_fn(obs, a2) - entropy_coef * log_p2)
+    w1, w2 = (f1 - f2, f2 - f1) if baseline else (f1, f2)
+    return 0.5 * jnp.mean(w1 * log_p1 + w2 * log_p2)
+
+
+def importance_weights(log_prob: jax.Array, behaviour_log_prob: jax.Array,
+                       max_weight: float | None = None) -> jax.Array:
+    """[B] ρ = π_θ(a|s) / β(a|s) = exp(log π_θ − log β), truncated at `max_weight` when given."""
+    ratio = jnp.exp(log_prob - behaviour_log_prob)
+    return ratio if max_weight is None else jnp.minimum(ratio, max_weight)
+
+
+def importance_weighted_actor_objective(log_prob: jax.Array, behaviour_log_prob: jax.Array, q: jax.Array,
+                                        baseline: jax.Array | float = 0.0,
+                                        max_weight: float | None = None) -> jax.Array:
+    """mean_i ρ_i (Q_i − b_i) log π_θ(a_i|s_i), ρ and Q held fixed: the off-policy policy gradient
+
+        E_{a~β}[(π_θ(a|s) / β(a|s)) Q^π(s, a) ∇_θ log π_θ(a|s)]         (Degris et al. 2012; lecture 003)
+
+    from actions of the behaviour policy β (their log β stored at acting time). A baseline b(s)
+    keeps it unbiased, since E_β[ρ ∇ log π] = ∇ Σ_a π = 0; truncating ρ (`max_weight`) trades bias
+    for variance. Args: [B] each; log_prob differentiable in θ."""
+    rho = importance_weights(jax.lax.stop_gradient(log_prob), behaviour_log_prob, max_weight)
+    return jnp.mean(jax.lax.stop_gradient(rho * (q - baseline)) * log_prob)
+
+
+def polyak_update(target_params, online_params, tau: float):
+    """φ̂ ← τ φ + (1 − τ) φ̂: the slowly moving target network of a Bellman critic (optax.incremental_update)."""
+    return optax.incremental_update(online_params, target_params, tau)

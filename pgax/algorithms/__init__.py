@@ -18,6 +18,8 @@ from pgax.algorithms.reinforce import (ReinforceBaselineConfig, ReinforceConfig,
 from pgax.algorithms.a2c import A2CConfig, make_a2c
 from pgax.algorithms.online import TDACConfig, TDLambdaACConfig, make_td_ac, make_td_lambda_ac
 from pgax.algorithms.qac import QACConfig, make_qac
+from pgax.algorithms.offpolicy import (DDPGConfig, OffPACConfig, SACConfig, TD3Config, make_ddpg, make_offpac,
+                                       make_sac, make_td3)
 from pgax.errors import ConfigError
 
 PRESETS: dict[str, Preset] = {}
@@ -52,6 +54,14 @@ register(Preset("cpi", CPIConfig, make_cpi,
                 "conservative policy iteration on tabular MDPs (exact or sampled advantages)"))
 register(Preset("vine", VineConfig, make_vine,
                 "TRPO with vine sampling: K actions per saved state, branch rollouts, surrogates (15)/(16)"))
+register(Preset("sac", SACConfig, make_sac,
+                "soft actor-critic: replay, twin Q with targets, squashed Gaussian actor, automatic entropy α"))
+register(Preset("td3", TD3Config, make_td3,
+                "TD3: replay, deterministic actor, twin Q, target policy smoothing, delayed actor updates"))
+register(Preset("ddpg", DDPGConfig, make_ddpg, "DDPG: replay, deterministic actor along ∇_a Q, one Q critic with targets"))
+register(Preset("offpac", OffPACConfig, make_offpac,
+                "off-policy actor-critic: replay, importance-weighted likelihood-ratio actor (π/β), Q critic"))
+
 
 def get_preset(name: str) -> Preset:
     """The preset called `name`, or a ConfigError listing the known ones."""
