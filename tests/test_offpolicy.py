@@ -13,7 +13,7 @@ import pytest
 
 from pgax import envs, estimators, exact
 from pgax.algorithms import PRESETS
-from pgax.algorithms.offpolicy import SACConfig, check_buffer_memory, make_sac, make_td3, TD3Config
+from pgax.algorithms.offpolicy import SACConfig, check_buffer_memory, make_sac
 from pgax.distributions import SquashedGaussian
 from pgax.envs.lqr import default_lqr, lqr_gradient, lqr_optimal_gain, lqr_state_covariance, lqr_value_matrix
 from pgax.envs.tabular import garnet_mdp
@@ -237,3 +237,22 @@ PENDULUM_CLAIMS = {
 @pytest.mark.parametrize("name", sorted(PENDULUM_CLAIMS))
 def test_learns_pendulum(name):
     PENDULUM_CLAIMS[name].check()
+
+
+# ------------------------------------------------------------------------------------- resume
+
+
+def test_a_resumed_sac_run_restores_its_replay_buffer_and_equals_the_whole_run(tmp_path):
+    """120 steps, then `pgax resume --steps 200`, equals 200 steps in one go (metrics byte for byte and every
+    array of the final state, the buffer included); losing the buffer at the checkpoint would change both."""
+    from pgax.cli import main
+    from tests.test_experiment import assert_same_run, run_folder
+
+    base = ["train", "sac", "--env", "Pendulum-v1", "--seeds", "2", "--seed", str(seed(1)), "--eval-episodes", "0",
+            "--no-progress", "--no-tensorboard", "--checkpoint-every", "0", "--hidden-sizes", "8", "8",
+            "--buffer-size", "300", "--minibatch-size", "16", "--learning-starts", "40"]
+    assert main(base + ["--steps", "200", "--out", str(tmp_path / "whole")]) == 0
+    assert main(base + ["--steps", "120", "--out", str(tmp_path / "part")]) == 0
+    part = run_folder(tmp_path / "part")
+    assert main(["resume", str(part), "--steps", "200", "--no-progress"]) == 0
+    assert_same_run(run_folder(tmp_path / "whole"), part, 200)
