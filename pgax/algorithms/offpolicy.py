@@ -41,13 +41,13 @@ import numpy as np
 import optax
 
 from pgax import estimators, replay
-from pgax.algorithms.core import (Agent, AgentState, check_positive, check_positive_ints, check_unit_interval,
-                                  make_policy, mode_action)
+from pgax.algorithms.core import (Agent, AgentState, check_network, check_positive, check_positive_ints,
+                                  check_unit_interval, make_policy, mode_action)
 from pgax.algorithms.blocks import RolloutBlock, check_rollout
 from pgax.batch import Batch
 from pgax.critics import mlp_action_value, mlp_action_values
 from pgax.errors import ConfigError
-from pgax.policies import ACTIVATIONS, deterministic_policy, squashed_gaussian_policy
+from pgax.policies import deterministic_policy, squashed_gaussian_policy
 from pgax.spaces import Box, Discrete
 from pgax.updates import (importance_weighted_actor_objective, likelihood_ratio_actor_objective,
                           pathwise_actor_objective, polyak_update)
@@ -99,10 +99,7 @@ def check_replay(config) -> None:
         raise ConfigError(f"--tau must lie in (0, 1], got {config.tau}")
     check_unit_interval(config, ("gamma",))
     check_positive(config, ("actor_lr", "critic_lr"))
-    if not config.hidden_sizes or any(h <= 0 for h in config.hidden_sizes):
-        raise ConfigError(f"--hidden-sizes must be positive widths, got {config.hidden_sizes}")
-    if config.activation not in ACTIVATIONS:
-        raise ConfigError(f"--activation {config.activation!r} is not known; use one of {sorted(ACTIVATIONS)}")
+    check_network(config)
 
 
 @dataclass(frozen=True)
