@@ -250,7 +250,7 @@ def test_a_resumed_sac_run_restores_its_replay_buffer_and_equals_the_whole_run(t
 
     base = ["train", "sac", "--env", "Pendulum-v1", "--seeds", "2", "--seed", str(seed(1)), "--eval-episodes", "0",
             "--no-progress", "--no-tensorboard", "--checkpoint-every", "0", "--hidden-sizes", "8", "8",
-            "--buffer-size", "300", "--minibatch-size", "16", "--learning-starts", "40"]
+            "--buffer-size", "300", "--minibatch-size", "16", "--learning-starts", "40", "--chunk-iterations", "20"]
     assert main(base + ["--steps", "200", "--out", str(tmp_path / "whole")]) == 0
     assert main(base + ["--steps", "120", "--out", str(tmp_path / "part")]) == 0
     part = run_folder(tmp_path / "part")
