@@ -336,6 +336,11 @@ MUTANTS: tuple[Mutant, ...] = (
            "return self._gaussian().log_prob(u) - self._log_det(u)\n\n    def mode",
            "return self._gaussian().log_prob(u)\n\n    def mode",
            ("tests/test_offpolicy.py::test_squashed_gaussian_density_is_the_change_of_variables_and_integrates_to_one",)),
+    Mutant("td3-actor-action-detached", "the deterministic actor's loss stops the gradient through μ_θ(s), so the actor never moves",
+           "pgax/algorithms/offpolicy.py",
+           'return -jnp.mean(q_apply(q, s["obs"], actor.apply(theta, s["obs"]))[0]), None',
+           'return -jnp.mean(q_apply(q, s["obs"], jax.lax.stop_gradient(actor.apply(theta, s["obs"])))[0]), None',
+           ("tests/test_offpolicy.py::test_learns_pendulum",), k="td3"),
 )
 
 
