@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from importlib.metadata import version
 
 import jax
 import jax.numpy as jnp
@@ -47,7 +48,7 @@ def main() -> None:
         _, episode_returns = evaluate(algo.make_act(one), jax.random.PRNGKey(1000 + i), algo.env, algo.env_params,
                                       10, algo.env_params.max_steps_in_episode)
         returns.append(float(np.mean(episode_returns)))
-    print(json.dumps({"library": "rejax", "version": rejax.__version__ if hasattr(rejax, "__version__") else "0.1.3",
+    print(json.dumps({"library": "rejax", "version": version("rejax"),
                       "steps_per_second": round(args.steps * args.seeds / train_s), "compile_seconds": round(compile_s, 2),
                       "train_seconds": round(train_s, 2), "eval_return_per_seed": [round(r, 1) for r in returns]}))
 
