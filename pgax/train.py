@@ -165,39 +165,59 @@ def eval_keys(seeds: Sequence[int]) -> jax.Array:
     return stack_seeds([jax.random.fold_in(jax.random.PRNGKey(s), EVAL_STREAM) for s in seeds])
 
 
-def jax_driver(agent: Agent, env: JaxEnv, *, num_envs: int, num_steps: int, seeds: Sequence[int],
-               chunk_iterations: int, normalize_obs: bool = False, normalize_reward: bool = False,
-               gamma: float = 0.99) -> Driver:
+def jax_driver(agent: Agent | Callable[[dict], Agent], env: JaxEnv, *, num_envs: int, num_steps: int,
+               seeds: Sequence[int], chunk_iterations: int, normalize_obs: bool = False, normalize_reward: bool = False,
+               gamma: Any = 0.99, hyper: dict[str, np.ndarray] | None = None) -> Driver:
     """The driver of JAX-native envs: the chunk of up to `chunk_iterations` iterations is one
     compiled program for every seed (state leaves [S, ...]); `run(state, start, count)` runs the
-    first `count` of them."""
+    first `count` of them.
+
+    hyper: per-row hyperparameters {name: [S]} (a sweep's configurations × seeds, `pgax.sweep`); then
+    `agent` is a function `h -> Agent` of one row's values {name: scalar}, called inside the traced
+    programs, so rows with different values share one compiled program; `gamma` may be such a name.
+    """
     seeds = tuple(check_seeds(seeds))
-    init_one, iteration = make_iteration(agent, env, num_envs, num_steps, normalize_obs=normalize_obs,
-                                         normalize_reward=normalize_reward, gamma=gamma)
     K = int(chunk_iterations)
     programs: dict = {}
+    rows = None if hyper is None else {k: jnp.asarray(v, jnp.float32) for k, v in hyper.items()}
+
+    def functions(h):
+        one_agent = agent if h is None else agent(h)
+        g = h[gamma] if h is not None and isinstance(gamma, str) else gamma
+        return make_iteration(one_agent, env, num_envs, num_steps, normalize_obs=normalize_obs,
+                              normalize_reward=normalize_reward, gamma=g)
 
     def init():
         # Each seed is initialised by the same single-seed program and the states are stacked. A
         # vmapped init (batched QR of the orthogonal initialiser through LAPACK) intermittently wedged
         # XLA's CPU thread pool (every worker idle, the call never returning).
-        one = jax.jit(init_one)
-        return stack_seeds([one(jax.random.PRNGKey(s)) for s in seeds])
+        if rows is None:
+            one = jax.jit(functions(None)[0])
+            return stack_seeds([one(jax.random.PRNGKey(s)) for s in seeds])
+        one = jax.jit(lambda key, h: functions(h)[0](key))
+        return stack_seeds([one(jax.random.PRNGKey(s), {k: v[i] for k, v in rows.items()})
+                            for i, s in enumerate(seeds)])
 
     def chunk_program(state):
         one_seed = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), state)
-        metrics_shape = jax.eval_shape(iteration, one_seed)[1]
+        one_h = None if rows is None else {k: jax.ShapeDtypeStruct((), v.dtype) for k, v in rows.items()}
+        metrics_shape = jax.eval_shape(lambda s, h: functions(h)[1](s), one_seed, one_h)[1]
 
         def skip(s):
             return s, jax.tree_util.tree_map(
                 lambda m: jnp.full(m.shape, jnp.nan if jnp.issubdtype(m.dtype, jnp.floating) else 0, m.dtype),
                 metrics_shape)
 
-        def run_chunk(s, count):
+        def run_chunk(s, h, count):
+            iteration = functions(h)[1]
             # `i < count` is the same for every seed, so under vmap this stays a real branch.
             return jax.lax.scan(lambda s, i: jax.lax.cond(i < count, iteration, skip, s), s, jnp.arange(K))
 
-        return jax.jit(jax.vmap(run_chunk, in_axes=(0, None))).lower(state, jnp.int32(K)).compile()
+        if rows is None:
+            program = jax.jit(jax.vmap(lambda s, count: run_chunk(s, None, count), in_axes=(0, None)))
+            return program.lower(state, jnp.int32(K)).compile()
+        compiled = jax.jit(jax.vmap(run_chunk, in_axes=(0, 0, None))).lower(state, rows, jnp.int32(K)).compile()
+        return lambda s, count: compiled(s, rows, count)
 
     def compile(state):
         if "chunk" not in programs:
@@ -210,7 +230,13 @@ def jax_driver(agent: Agent, env: JaxEnv, *, num_envs: int, num_steps: int, seed
         return state, {k: np.asarray(v)[:, :count] for k, v in metrics.items()}, count
 
     def evaluate_(state, episodes):
-        return evaluate(agent, env, state.agent.params, seeds, episodes, obs_stats=state.obs_stats)
+        if rows is None:
+            return evaluate(agent, env, state.agent.params, seeds, episodes, obs_stats=state.obs_stats)
+        name = ("evaluate", int(episodes))
+        if name not in programs:
+            programs[name] = jax.jit(jax.vmap(lambda p, st, key, h: evaluation_rollout(
+                agent(h), env, int(episodes), True, p, st, key)))
+        return np.asarray(programs[name](state.agent.params, state.obs_stats, eval_keys(seeds), rows))
 
     return Driver(init, compile, run, lambda state, done: state, evaluate_,
                   lambda state: (state.agent.params, state.obs_stats), lambda: None, seeds, True)
@@ -238,27 +264,31 @@ def evaluate(agent: Agent, env, params: Any, seeds: Sequence[int], episodes: int
 def _evaluation_program(agent: Agent, env: JaxEnv, episodes: int, deterministic: bool):
     """The jitted, seed-vmapped evaluation `(params [S], obs_stats [S] | None, keys [S]) -> returns [S, E]`,
     built once per (agent, env, episodes) so that periodic evaluations reuse one program."""
+    return jax.jit(jax.vmap(functools.partial(evaluation_rollout, agent, env, episodes, deterministic)))
+
+
+def evaluation_rollout(agent: Agent, env: JaxEnv, episodes: int, deterministic: bool, params: Any, stats: Any,
+                       key: jax.Array) -> jax.Array:
+    """One seed's evaluation: [episodes] undiscounted returns of `episodes` env copies, each run for one
+    episode (at most env.max_episode_steps steps) with the policy's mode (`deterministic`) or samples."""
     from pgax.envs.normalize import normalize_obs
 
-    def one_seed(params, stats, key):
-        reset_key, step_key = jax.random.split(key)
-        obs, env_state = vector_reset(env, reset_key, episodes)
+    reset_key, step_key = jax.random.split(key)
+    obs, env_state = vector_reset(env, reset_key, episodes)
 
-        def step(carry, k):
-            env_state, obs, total, finished = carry
-            seen = obs if stats is None else normalize_obs(stats, obs, NORMALIZE_CLIP)
-            act_key, env_key = jax.random.split(k)
-            action = agent.act_deterministic(params, seen) if deterministic else agent.act(params, seen, act_key)[0]
-            t = jax.vmap(env.step)(jax.random.split(env_key, episodes), env_state, action)
-            total = total + jnp.where(finished, 0.0, t.reward)
-            finished = finished | t.terminated | t.truncated
-            return (t.state, t.obs, total, finished), None
+    def step(carry, k):
+        env_state, obs, total, finished = carry
+        seen = obs if stats is None else normalize_obs(stats, obs, NORMALIZE_CLIP)
+        act_key, env_key = jax.random.split(k)
+        action = agent.act_deterministic(params, seen) if deterministic else agent.act(params, seen, act_key)[0]
+        t = jax.vmap(env.step)(jax.random.split(env_key, episodes), env_state, action)
+        total = total + jnp.where(finished, 0.0, t.reward)
+        finished = finished | t.terminated | t.truncated
+        return (t.state, t.obs, total, finished), None
 
-        init = (env_state, obs, jnp.zeros(episodes), jnp.zeros(episodes, bool))
-        (_, _, total, _), _ = jax.lax.scan(step, init, jax.random.split(step_key, env.max_episode_steps))
-        return total
-
-    return jax.jit(jax.vmap(one_seed))
+    init = (env_state, obs, jnp.zeros(episodes), jnp.zeros(episodes, bool))
+    (_, _, total, _), _ = jax.lax.scan(step, init, jax.random.split(step_key, env.max_episode_steps))
+    return total
 
 
 @dataclass

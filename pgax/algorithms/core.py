@@ -93,6 +93,23 @@ def flag(field_name: str) -> str:
     return field_name.replace("_", "-")
 
 
+def typed_value(name: str, value: Any, default: Any, where: str) -> Any:
+    """`value` for a field whose default is `default`: an int where a float is expected becomes a float; a
+    value of another kind (a string for a number, a number for true/false, ...) is a one-line ConfigError
+    starting with `where`."""
+    if isinstance(default, bool) != isinstance(value, bool) or (
+            isinstance(default, int) and not isinstance(default, bool) and not isinstance(value, int)) or (
+            isinstance(default, float) and not isinstance(value, (int, float))) or (
+            isinstance(default, str) and not isinstance(value, str)) or (
+            isinstance(default, tuple) and not isinstance(value, tuple)):
+        kind = {int: "a whole number", float: "a number", str: "a string", tuple: "a list",
+                bool: "true or false"}.get(type(default), f"like {default!r}")
+        raise ConfigError(f"{where}: {name} must be {kind} (like {default!r}), got {value!r}")
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def check_positive_ints(config, names: Iterable[str]) -> None:
     for name in names:
         value = getattr(config, name)

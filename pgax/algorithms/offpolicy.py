@@ -337,7 +337,6 @@ def _adam_step(optimizer, loss_fn, params, opt_state):
 
 
 def _prepare(config, env):
-    config.validate()
     check_buffer_memory(config, env)
     return replay.replay_buffer(config.buffer_size, config.minibatch_size)
 
