@@ -6,6 +6,7 @@ Layer 4.
     pgax resume RUN_DIR [--steps TOTAL]
     pgax eval RUN_DIR [--checkpoint best|latest|STEP] [--episodes N] [--stochastic] [--video FILE]
     pgax compare ALGO[,ALGO...] [run options]
+    pgax sweep ALGO --grid KEY=V1,V2 [--grid ...] [--sweep FILE.yaml] [run options] | pgax sweep --resume SWEEP_DIR
     pgax list
     pgax check-env ENV
 
@@ -38,12 +39,14 @@ commands:
   resume RUN_DIR          continue a run from its checkpoint (after Ctrl-C, kill, preemption; or with more --steps)
   eval RUN_DIR            evaluate a run's checkpoint; --video records an episode
   compare ALGO[,ALGO...]  train several algorithms on one environment; table with 95% CIs and a PNG
+  sweep ALGO --grid K=V,V  a grid of hyperparameters × seeds, one compiled program per shape (pgax sweep --help)
   list                    list the algorithms and environments
   check-env ENV           check that a Gymnasium env (id or module:Class) works with pgax
 
 examples:
   pgax train ppo --env CartPole-v1 --steps 500000 --seeds 3
   pgax compare ppo,trpo,a2c --env CartPole-v1 --steps 300000 --seeds 5
+  pgax sweep ppo --env CartPole-v1 --steps 100000 --seeds 4 --grid lr=1e-4,3e-4,1e-3 --grid clip_eps=0.1,0.2
   pgax resume runs/20261201-120000-ppo-CartPole-v1
   pgax eval runs/20261201-120000-ppo-CartPole-v1 --episodes 20
 
@@ -75,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             return resume_command(rest)
         if command == "eval":
             return eval_command(rest)
-        raise ConfigError(f"unknown command {command!r}; use one of: train, resume, eval, compare, list, check-env "
+        if command == "sweep":
+            return sweep_command(rest)
+        raise ConfigError(f"unknown command {command!r}; use one of: train, resume, eval, compare, sweep, list, check-env "
                           "(pgax --help)")
     except ConfigError as e:
         return fail(str(e))
@@ -142,19 +147,22 @@ def _describe_space(space) -> str:
     return f"Box{space.shape} in [{min(space.low):g}, {max(space.high):g}]"
 
 
-def parse_train_args(args: list[str]):
-    """(preset, RunOptions, algorithm config) from the arguments after `pgax train`."""
+def parse_train_args(args: list[str], defaults: tuple[dict, str] | None = None, command: str = "train"):
+    """(preset, RunOptions, algorithm config) from the arguments after `pgax train`; `defaults`: a mapping of
+    option values (and the name its errors start with) under --config and the flags."""
     from pgax.algorithms import PRESETS, get_preset
 
     if not args or args[0].startswith("-"):
         if args and args[0] in ("-h", "--help"):
-            print("usage: pgax train ALGO [OPTIONS]\n\nalgorithms: " + ", ".join(PRESETS))
+            print(f"usage: pgax {command} ALGO [OPTIONS]\n\nalgorithms: " + ", ".join(PRESETS))
             raise SystemExit(0)
-        raise ConfigError("name an algorithm: pgax train ALGO [OPTIONS], ALGO one of: " + ", ".join(PRESETS))
+        raise ConfigError(f"name an algorithm: pgax {command} ALGO [OPTIONS], ALGO one of: " + ", ".join(PRESETS))
     preset = get_preset(args[0])
     check_renamed_flags(args[1:], preset.config_type)
     rest, config_path = _pop_config_flag(args[1:])
     run_default, algo_default = RunOptions(), preset.config_type()
+    if defaults is not None:
+        run_default, algo_default = apply_config_mapping(defaults[0], defaults[1], preset, run_default, algo_default)
     if config_path is not None:
         run_default, algo_default = load_config_file(config_path, preset, run_default, algo_default)
     command_type = dataclasses.make_dataclass(
@@ -164,7 +172,7 @@ def parse_train_args(args: list[str]):
           dataclasses.field(default_factory=preset.config_type))],
         frozen=True,
     )
-    parsed = tyro.cli(command_type, args=rest, prog=f"pgax train {preset.name}",
+    parsed = tyro.cli(command_type, args=rest, prog=f"pgax {command} {preset.name}",
                       description=preset.summary + " (also: --config FILE.yaml sets defaults for every option)",
                       default=command_type(run=run_default, algo=algo_default))
     parsed.run.validate()
@@ -210,8 +218,6 @@ def load_config_file(path: str, preset, run_default: RunOptions, algo_default):
     """
     import yaml
 
-    from pgax.algorithms.core import current_name
-
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"--config {path}: no such file; give the path of a YAML file")
@@ -219,13 +225,20 @@ def load_config_file(path: str, preset, run_default: RunOptions, algo_default):
         data = yaml.safe_load(file.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"--config {path} is not valid YAML ({str(e).splitlines()[0]}); fix the file") from None
+    return apply_config_mapping(data, f"--config {path}", preset, run_default, algo_default)
+
+
+def apply_config_mapping(data, where: str, preset, run_default: RunOptions, algo_default):
+    """`load_config_file`'s work on the loaded mapping; `where` starts each error line."""
+    from pgax.algorithms.core import current_name, typed_value
+
     if not isinstance(data, dict):
-        raise ConfigError(f"--config {path} must hold a mapping of option: value, got {type(data).__name__}")
+        raise ConfigError(f"{where} must hold a mapping of option: value, got {type(data).__name__}")
     if "config" in data and isinstance(data["config"], dict):  # a run folder's config.yaml
         algorithm = data.get("algorithm")
         if algorithm is not None and algorithm != preset.name:
-            raise ConfigError(f"--config {path} is a run of {algorithm!r}, not {preset.name!r}; "
-                              f"use `pgax train {algorithm} --config {path}`")
+            raise ConfigError(f"{where} is a run of {algorithm!r}, not {preset.name!r}; "
+                              f"use `pgax train {algorithm} {where}`")
         flat = {**(data.get("run") or {}), **data["config"]}
     else:
         flat = {k: v for k, v in data.items() if k != "algorithm"}
@@ -241,21 +254,12 @@ def load_config_file(path: str, preset, run_default: RunOptions, algo_default):
         elif name in run_fields:
             run_values[name] = value
         else:
-            raise ConfigError(f"--config {path}: unknown option {key!r} for {preset.name}; "
+            raise ConfigError(f"{where}: unknown option {key!r} for {preset.name}; "
                               f"see `pgax train {preset.name} --help`")
     for fields, values in ((run_fields, run_values), (algo_fields, algo_values)):
         for name, value in values.items():
             default = getattr(run_default if fields is run_fields else algo_default, name)
-            if isinstance(default, bool) != isinstance(value, bool) or (
-                    isinstance(default, int) and not isinstance(default, bool) and not isinstance(value, int)) or (
-                    isinstance(default, float) and not isinstance(value, (int, float))) or (
-                    isinstance(default, str) and not isinstance(value, str)) or (
-                    isinstance(default, tuple) and not isinstance(value, tuple)):
-                kind = {int: "a whole number", float: "a number", str: "a string", tuple: "a list",
-                        bool: "true or false"}.get(type(default), f"like {default!r}")
-                raise ConfigError(f"--config {path}: {name} must be {kind} (like {default!r}), got {value!r}")
-            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-                values[name] = float(value)
+            values[name] = typed_value(name, value, default, where)
     return dataclasses.replace(run_default, **run_values), dataclasses.replace(algo_default, **algo_values)
 
 
@@ -433,6 +437,104 @@ def compare_command(args: list[str]) -> int:
     print(format_comparison(rows, run.env, run.seeds, run.eval_episodes))
     print(f"\nresults in {out} (comparison.png, comparison.json, one folder per algorithm)")
     return exit_code
+
+
+SWEEP_USAGE = """usage: pgax sweep ALGO --grid KEY=V1,V2,... [--grid ...] [--sweep FILE.yaml] [--max-configs N]
+                  [--config FILE.yaml] [run options] [hyperparameters]
+       pgax sweep --resume SWEEP_DIR
+
+Trains every configuration of the grid (the Cartesian product of the --grid values) for --seeds seeds on
+one environment. On a JAX-native env, float hyperparameters the preset takes as program inputs (learning
+rates, clip range, λ, γ, coefficients, KL sizes, ...) are one more vmapped axis beside the seeds, so
+they share one compiled program; any other key (sizes, counts, switches) makes one program per value.
+Writes <out>/<date-time>-sweep-ALGO-<env>/ with sweep.json, table.txt (final deterministic return per
+configuration: mean over seeds, 95% bootstrap CI; the best first), curves.png and one run folder per
+configuration (pgax eval / pgax resume work on it).
+
+--grid KEY=V1,V2     values of one hyperparameter (numbers, true/false, strings, sizes as 64x64); repeatable.
+--sweep FILE.yaml    a mapping `grid: {KEY: [V1, V2]}`; its other keys set options as --config does.
+--max-configs N      refuse grids of more than N configurations (default 1024).
+--resume SWEEP_DIR   continue a sweep: programs whose configurations all finished are skipped, an
+                     interrupted one continues from its checkpoints.
+run options, hyperparameters: as for `pgax train ALGO` (their values are the grid's base).
+"""
+
+
+def sweep_command(args: list[str]) -> int:
+    import yaml
+
+    from pgax import sweep
+    from pgax.logging import make_run_dir
+
+    if args and args[0] in ("-h", "--help"):
+        print(SWEEP_USAGE)
+        return 0
+    rest, grid_args, sweep_file, max_configs, resume, i = [], [], None, sweep.MAX_CONFIGS, None, 0
+    while i < len(args):
+        name, eq, inline = args[i].partition("=")
+        if name in ("--grid", "--sweep", "--max-configs", "--resume"):
+            if eq:
+                value, i = inline, i + 1
+            elif i + 1 < len(args):
+                value, i = args[i + 1], i + 2
+            else:
+                raise ConfigError(f"{name} needs a value (pgax sweep --help)")
+            if name == "--grid":
+                grid_args.append(value)
+            elif name == "--sweep":
+                sweep_file = value
+            elif name == "--resume":
+                resume = value
+            else:
+                try:
+                    max_configs = int(value)
+                except ValueError:
+                    raise ConfigError(f"--max-configs takes a whole number, got {value!r}") from None
+        else:
+            rest.append(args[i])
+            i += 1
+    if resume is not None:
+        if rest or grid_args or sweep_file:
+            raise ConfigError("pgax sweep --resume SWEEP_DIR takes no other options; the sweep's own are kept")
+        preset, run, base, grid = sweep.load_sweep(resume)
+        size = int(np.prod([len(v) for v in grid.values()]))
+        splan = sweep.plan_sweep(preset, run, base, grid, max_configs=max(max_configs, size))
+        out = Path(resume)
+        print(f"pgax: resuming the sweep of {preset.name} on {run.env} in {out}")
+    else:
+        defaults, file_grid = None, {}
+        if sweep_file is not None:
+            path = Path(sweep_file)
+            try:
+                data = yaml.safe_load(path.read_text()) if path.is_file() else None
+            except yaml.YAMLError as e:
+                raise ConfigError(f"--sweep {sweep_file} is not valid YAML ({str(e).splitlines()[0]}); fix the file") \
+                    from None
+            if not isinstance(data, dict) or not isinstance(data.get("grid"), dict):
+                raise ConfigError(f"--sweep {sweep_file}: give a YAML file holding a mapping `grid: {{KEY: [V1, V2]}}`")
+            file_grid = data.pop("grid")
+            defaults = (data, f"--sweep {sweep_file}")
+        preset, run, base = parse_train_args(rest, defaults=defaults, command="sweep")
+        grid: dict = {}
+        items = [(str(k), v if isinstance(v, list) else [v]) for k, v in file_grid.items()]
+        for text in grid_args:
+            key, sep, values = text.partition("=")
+            if not sep:
+                raise ConfigError(f"--grid {text!r}: write --grid KEY=V1,V2,... (e.g. --grid lr=1e-4,3e-4)")
+            items.append((key, values))
+        for key, values in items:
+            name, parsed = sweep.parse_grid_values(preset.config_type, key, values)
+            if name in grid:
+                raise ConfigError(f"--grid {key}: {name} is given twice; give each hyperparameter's values once")
+            grid[name] = parsed
+        splan = sweep.plan_sweep(preset, run, base, grid, max_configs=max_configs)
+        out = make_run_dir(run.out, f"sweep-{preset.name}", run.env)
+        vm = f"; vmapped: {', '.join(splan.vmapped)}" if splan.vmapped else ""
+        print(f"pgax: sweeping {preset.name} on {run.env}: {len(splan.configs)} configuration(s) × {run.seeds} seed(s) "
+              f"× {run.steps:,} steps in {len(splan.programs)} program(s){vm} → {out}")
+    record = sweep.run_sweep(splan, out, reporter=_Progress(splan.run.progress), resume=resume is not None)
+    sweep.say_table(record, out)
+    return record["exit_code"]
 
 
 def format_comparison(rows: list[dict], env_id: str, num_seeds: int, eval_episodes: int) -> str:

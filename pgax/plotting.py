@@ -100,7 +100,11 @@ def plot_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray, np.n
     band = f"mean and {what} over {num_seeds} seeds" if num_seeds > 1 else "1 seed"
     ax.set_title(f"{title} ({band})", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    if len(curves) > 4:  # many lines (a sweep): the legend beside the axes, not over the curves
+        fig.set_size_inches(11, 4.2)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
+    else:
+        ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

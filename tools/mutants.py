@@ -341,6 +341,11 @@ MUTANTS: tuple[Mutant, ...] = (
            'return -jnp.mean(q_apply(q, s["obs"], actor.apply(theta, s["obs"]))[0]), None',
            'return -jnp.mean(q_apply(q, s["obs"], jax.lax.stop_gradient(actor.apply(theta, s["obs"])))[0]), None',
            ("tests/test_offpolicy.py::test_learns_pendulum",), k="td3"),
+    Mutant("sweep-rows-tiled", "a sweep's per-row hyperparameters tiled instead of repeated, so seeds get other configurations' values",
+           "pgax/sweep.py",
+           "hyper = {k: np.repeat(np.array([getattr(c, k) for c in configs], np.float32), S)",
+           "hyper = {k: np.tile(np.array([getattr(c, k) for c in configs], np.float32), S)",
+           ("tests/test_sweep.py::test_a_configuration_does_not_depend_on_the_others_and_equals_a_plain_run",)),
 )
 
 
