@@ -106,6 +106,9 @@ class RunOptions:
     """Running observation normalisation, clipped at 10 (both drivers; frozen at evaluation, saved in checkpoints)."""
     normalize_reward: bool = False
     """Scale rewards by the running std of the discounted return, clipped at 10 (both drivers)."""
+    devices: int = 0
+    """Devices the seeds (a sweep's configurations × seeds) are split over on a JAX-native env: the largest
+    number up to this many (0: all of jax.devices()) that divides them evenly; results equal one device's."""
 
     def validate(self) -> None:
         for name in ("steps", "seeds"):
@@ -119,7 +122,7 @@ class RunOptions:
         if not 0 <= self.seed or self.seed + self.seeds > 2 ** 32:
             raise ConfigError(f"--seed {self.seed} with --seeds {self.seeds} leaves [0, 2^32) (seeds are 32-bit); "
                               f"choose --seed between 0 and {2 ** 32 - self.seeds}")
-        for name in ("eval_episodes", "eval_every", "chunk_iterations"):
+        for name in ("eval_episodes", "eval_every", "chunk_iterations", "devices"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be an integer >= 0, got {value!r}")
@@ -230,6 +233,10 @@ def plan_run(preset, run: RunOptions, config) -> Plan:
         raise ConfigError(f"--env-workers {run.env_workers} is more than the seeds × num_envs = {copies} env copies; "
                           f"use at most {copies}")
     seeds = list(range(run.seed, run.seed + run.seeds))
+    if driver == "jax":
+        from pgax.train import row_devices
+
+        row_devices(len(seeds), run.devices)  # more devices than JAX sees: one line before anything compiles
     agent = preset.make_agent(config, env, num_iterations)
     chunk = min(run.chunk_iterations or default_chunk_iterations(num_iterations), num_iterations)
     return Plan(preset, run, config, env, driver, batch_size, num_iterations, seeds, chunk, agent)
@@ -241,7 +248,19 @@ def make_run_driver(plan: Plan):
     return make_driver(plan.agent, plan.env, num_envs=plan.config.num_envs, num_steps=plan.config.num_steps,
                        seeds=plan.seeds, chunk_iterations=plan.chunk, normalize_obs=plan.run.normalize_obs,
                        normalize_reward=plan.run.normalize_reward, gamma=getattr(plan.config, "gamma", 0.99),
-                       asynchronous=plan.driver_kind == "gymnasium-async", num_workers=plan.run.env_workers)
+                       asynchronous=plan.driver_kind == "gymnasium-async", num_workers=plan.run.env_workers,
+                       devices=plan.run.devices)
+
+
+def _row_device_names(plan: Plan) -> list[str]:
+    """The devices the seeds are split over (the jax driver), else the first device."""
+    import jax
+
+    from pgax.train import row_devices
+
+    if plan.driver_kind != "jax":
+        return [str(jax.devices()[0])]
+    return [str(d) for d in row_devices(len(plan.seeds), plan.run.devices)]
 
 
 def run_config(plan: Plan) -> dict:
@@ -258,7 +277,8 @@ def run_config(plan: Plan) -> dict:
         "config": config_to_dict(plan.config),
         "derived": {"batch_size": plan.batch_size, "iterations": plan.num_iterations,
                     "steps_per_seed": plan.num_iterations * plan.batch_size, "seeds": plan.seeds,
-                    "chunk_iterations": plan.chunk, "driver": plan.driver_kind},
+                    "chunk_iterations": plan.chunk, "driver": plan.driver_kind,
+                    "devices": _row_device_names(plan)},
         "versions": {"pgax": __version__, "jax": jax.__version__},
         "device": str(jax.devices()[0]),
     }

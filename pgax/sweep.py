@@ -355,7 +355,7 @@ def _run_vmapped(splan: SweepPlan, group: list[int], plans: list, dirs: list[Pat
     gamma = "gamma" if "gamma" in hyper else getattr(configs[0], "gamma", 0.99)
     driver = jax_driver(agent_for, p0.env, num_envs=configs[0].num_envs, num_steps=configs[0].num_steps,
                         seeds=p0.seeds * C, chunk_iterations=p0.chunk, normalize_obs=run.normalize_obs,
-                        normalize_reward=run.normalize_reward, gamma=gamma, hyper=hyper)
+                        normalize_reward=run.normalize_reward, gamma=gamma, hyper=hyper, devices=run.devices)
     rows_of = [slice(c * S, (c + 1) * S) for c in range(C)]
 
     def part(tree, c):

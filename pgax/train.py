@@ -167,7 +167,7 @@ def eval_keys(seeds: Sequence[int]) -> jax.Array:
 
 def jax_driver(agent: Agent | Callable[[dict], Agent], env: JaxEnv, *, num_envs: int, num_steps: int,
                seeds: Sequence[int], chunk_iterations: int, normalize_obs: bool = False, normalize_reward: bool = False,
-               gamma: Any = 0.99, hyper: dict[str, np.ndarray] | None = None) -> Driver:
+               gamma: Any = 0.99, hyper: dict[str, np.ndarray] | None = None, devices: int = 1) -> Driver:
     """The driver of JAX-native envs: the chunk of up to `chunk_iterations` iterations is one
     compiled program for every seed (state leaves [S, ...]); `run(state, start, count)` runs the
     first `count` of them.
@@ -175,11 +175,15 @@ def jax_driver(agent: Agent | Callable[[dict], Agent], env: JaxEnv, *, num_envs:
     hyper: per-row hyperparameters {name: [S]} (a sweep's configurations × seeds, `pgax.sweep`); then
     `agent` is a function `h -> Agent` of one row's values {name: scalar}, called inside the traced
     programs, so rows with different values share one compiled program; `gamma` may be such a name.
+
+    devices: how many of `jax.devices()` the rows (seeds) are split over (`row_devices`; 0: all). Each
+    device runs its block of rows; rows never interact, so the results equal the one-device ones.
     """
     seeds = tuple(check_seeds(seeds))
     K = int(chunk_iterations)
     programs: dict = {}
-    rows = None if hyper is None else {k: jnp.asarray(v, jnp.float32) for k, v in hyper.items()}
+    sharding, replicated = row_shardings(row_devices(len(seeds), devices))
+    rows = None if hyper is None else place({k: jnp.asarray(v, jnp.float32) for k, v in hyper.items()}, sharding)
 
     def functions(h):
         one_agent = agent if h is None else agent(h)
@@ -193,10 +197,11 @@ def jax_driver(agent: Agent | Callable[[dict], Agent], env: JaxEnv, *, num_envs:
         # XLA's CPU thread pool (every worker idle, the call never returning).
         if rows is None:
             one = jax.jit(functions(None)[0])
-            return stack_seeds([one(jax.random.PRNGKey(s)) for s in seeds])
+            return place(stack_seeds([one(jax.random.PRNGKey(s)) for s in seeds]), sharding)
         one = jax.jit(lambda key, h: functions(h)[0](key))
-        return stack_seeds([one(jax.random.PRNGKey(s), {k: v[i] for k, v in rows.items()})
-                            for i, s in enumerate(seeds)])
+        host_rows = {k: np.asarray(v) for k, v in rows.items()}
+        return place(stack_seeds([one(jax.random.PRNGKey(s), {k: v[i] for k, v in host_rows.items()})
+                                  for i, s in enumerate(seeds)]), sharding)
 
     def chunk_program(state):
         one_seed = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), state)
@@ -213,10 +218,15 @@ def jax_driver(agent: Agent | Callable[[dict], Agent], env: JaxEnv, *, num_envs:
             # `i < count` is the same for every seed, so under vmap this stays a real branch.
             return jax.lax.scan(lambda s, i: jax.lax.cond(i < count, iteration, skip, s), s, jnp.arange(K))
 
+        split = {} if sharding is None else {"out_shardings": sharding}
         if rows is None:
-            program = jax.jit(jax.vmap(lambda s, count: run_chunk(s, None, count), in_axes=(0, None)))
+            if sharding is not None:
+                split["in_shardings"] = (sharding, replicated)
+            program = jax.jit(jax.vmap(lambda s, count: run_chunk(s, None, count), in_axes=(0, None)), **split)
             return program.lower(state, jnp.int32(K)).compile()
-        compiled = jax.jit(jax.vmap(run_chunk, in_axes=(0, 0, None))).lower(state, rows, jnp.int32(K)).compile()
+        if sharding is not None:
+            split["in_shardings"] = (sharding, sharding, replicated)
+        compiled = jax.jit(jax.vmap(run_chunk, in_axes=(0, 0, None)), **split).lower(state, rows, jnp.int32(K)).compile()
         return lambda s, count: compiled(s, rows, count)
 
     def compile(state):
@@ -224,12 +234,14 @@ def jax_driver(agent: Agent | Callable[[dict], Agent], env: JaxEnv, *, num_envs:
             programs["chunk"] = chunk_program(state)
 
     def run(state, start, count, stop):
+        state = place(state, sharding)  # a restored checkpoint comes back on one device
         compile(state)
         count = max(1, min(int(count), K))
         state, metrics = programs["chunk"](state, jnp.int32(count))
         return state, {k: np.asarray(v)[:, :count] for k, v in metrics.items()}, count
 
     def evaluate_(state, episodes):
+        state = place(state, sharding)
         if rows is None:
             return evaluate(agent, env, state.agent.params, seeds, episodes, obs_stats=state.obs_stats)
         name = ("evaluate", int(episodes))
@@ -240,6 +252,37 @@ def jax_driver(agent: Agent | Callable[[dict], Agent], env: JaxEnv, *, num_envs:
 
     return Driver(init, compile, run, lambda state, done: state, evaluate_,
                   lambda state: (state.agent.params, state.obs_stats), lambda: None, seeds, True)
+
+
+def row_devices(rows: int, requested: int = 0) -> list:
+    """The devices `rows` rows are split over: the first n of `jax.devices()`, n the largest number not above
+    `requested` (0: every device) that divides `rows`, so every device holds the same number of rows."""
+    from pgax.errors import ConfigError
+
+    available = jax.devices()
+    if requested < 0 or requested > len(available):
+        raise ConfigError(f"--devices {requested}: JAX sees {len(available)} device(s) "
+                          f"({available[0].platform}); give a number from 1 to {len(available)}, or 0 for all")
+    n = len(available) if requested == 0 else requested
+    while rows % n:
+        n -= 1
+    return available[:n]
+
+
+def row_shardings(devices: list) -> tuple[Any, Any]:
+    """(the sharding of arrays whose leading axis is the rows, split in blocks over `devices`; the
+    replicated sharding), or (None, None) for one device."""
+    if len(devices) == 1:
+        return None, None
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    mesh = Mesh(np.array(devices), ("rows",))
+    return NamedSharding(mesh, PartitionSpec("rows")), NamedSharding(mesh, PartitionSpec())
+
+
+def place(tree: Any, sharding: Any) -> Any:
+    """`tree` (leaves [R, ...]) split over the devices of `sharding`; unchanged for None."""
+    return tree if sharding is None else jax.device_put(tree, sharding)
 
 
 def evaluate(agent: Agent, env, params: Any, seeds: Sequence[int], episodes: int, obs_stats: Any = None,
@@ -418,13 +461,13 @@ def train_loop(driver: Driver, state: Any, *, start: int, num_iterations: int, c
 
 def make_driver(agent: Agent, env, *, num_envs: int, num_steps: int, seeds: Sequence[int], chunk_iterations: int,
                 normalize_obs: bool = False, normalize_reward: bool = False, gamma: float = 0.99,
-                asynchronous: bool = False, num_workers: int | None = None) -> Driver:
+                asynchronous: bool = False, num_workers: int | None = None, devices: int = 1) -> Driver:
     """`jax_driver` for a `JaxEnv`, `host_driver` for a Gymnasium env (`asynchronous`, `num_workers`:
-    its vector env, see `pgax.envs.gymnasium_env.make_vector`)."""
+    its vector env, see `pgax.envs.gymnasium_env.make_vector`; `devices`: the jax driver's row split)."""
     if isinstance(env, JaxEnv):
         return jax_driver(agent, env, num_envs=num_envs, num_steps=num_steps, seeds=seeds,
                           chunk_iterations=chunk_iterations, normalize_obs=normalize_obs,
-                          normalize_reward=normalize_reward, gamma=gamma)
+                          normalize_reward=normalize_reward, gamma=gamma, devices=devices)
     return host_driver(agent, env, num_envs=num_envs, num_steps=num_steps, seeds=seeds,
                        normalize_obs=normalize_obs, normalize_reward=normalize_reward, gamma=gamma,
                        asynchronous=asynchronous, num_workers=num_workers)
@@ -505,7 +548,7 @@ RESTART_SEED_OFFSET = 2_000_000
 
 def host_driver(agent: Agent, env, *, num_envs: int, num_steps: int, seeds: Sequence[int],
                 normalize_obs: bool = False, normalize_reward: bool = False, gamma: float = 0.99,
-                asynchronous: bool = False, num_workers: int | None = None) -> Driver:
+                asynchronous: bool = False, num_workers: int | None = None, devices: int = 1) -> Driver:
     """The driver of Gymnasium envs (`pgax.envs.gymnasium_env.GymnasiumEnv`).
 
     All seeds share one Gymnasium vector env of S × N copies (S = len(seeds), N = num_envs; seed s
