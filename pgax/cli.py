@@ -306,12 +306,7 @@ def _options(args: list[str], usage: str, flags: dict[str, type]) -> tuple[str, 
         if kind is bool:
             values[key], i = True, i + 1
             continue
-        if inline:
-            text, i = inline, i + 1
-        elif i + 1 < len(args):
-            text, i = args[i + 1], i + 2
-        else:
-            raise ConfigError(f"{name} needs a value")
+        text, i = _option_value(args, i, name, inline if inline else None)
         if kind is int:
             try:
                 values[key] = int(text)
@@ -460,6 +455,15 @@ run options, hyperparameters: as for `pgax train ALGO` (their values are the gri
 """
 
 
+def _option_value(args: list[str], i: int, name: str, inline: str | None, hint: str = "") -> tuple[str, int]:
+    """(the value of option `args[i]`, the index after it): `inline` from `--name=value`, else the next argument."""
+    if inline is not None:
+        return inline, i + 1
+    if i + 1 < len(args):
+        return args[i + 1], i + 2
+    raise ConfigError(f"{name} needs a value{hint}")
+
+
 def sweep_command(args: list[str]) -> int:
     import yaml
 
@@ -473,12 +477,7 @@ def sweep_command(args: list[str]) -> int:
     while i < len(args):
         name, eq, inline = args[i].partition("=")
         if name in ("--grid", "--sweep", "--max-configs", "--resume"):
-            if eq:
-                value, i = inline, i + 1
-            elif i + 1 < len(args):
-                value, i = args[i + 1], i + 2
-            else:
-                raise ConfigError(f"{name} needs a value (pgax sweep --help)")
+            value, i = _option_value(args, i, name, inline if eq else None, " (pgax sweep --help)")
             if name == "--grid":
                 grid_args.append(value)
             elif name == "--sweep":
