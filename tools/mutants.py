@@ -346,6 +346,11 @@ MUTANTS: tuple[Mutant, ...] = (
            "hyper = {k: np.repeat(np.array([getattr(c, k) for c in configs], np.float32), S)",
            "hyper = {k: np.tile(np.array([getattr(c, k) for c in configs], np.float32), S)",
            ("tests/test_sweep.py::test_a_configuration_does_not_depend_on_the_others_and_equals_a_plain_run",)),
+    Mutant("rows-on-one-device", "--devices silently ignored: the rows stay on the first device however many JAX sees",
+           "pgax/train.py",
+           "n = len(available) if requested == 0 else requested",
+           "n = 1",
+           ("tests/test_devices.py::test_rows_split_over_two_devices_equal_one_device_to_float32_rounding",)),
 )
 
 
