@@ -436,6 +436,8 @@ def compare_command(args: list[str]) -> int:
 
 SWEEP_USAGE = """usage: pgax sweep ALGO --grid KEY=V1,V2,... [--grid ...] [--sweep FILE.yaml] [--max-configs N]
                   [--config FILE.yaml] [run options] [hyperparameters]
+       pgax sweep ALGO --search random|optuna --trials N --space KEY=LOW:HIGH[:log] [--space ...]
+                  [--batch N] [--pruner median|none] [run options] [hyperparameters]
        pgax sweep --resume SWEEP_DIR
 
 Trains every configuration of the grid (the Cartesian product of the --grid values) for --seeds seeds on
@@ -447,12 +449,24 @@ configuration: mean over seeds, 95% bootstrap CI; the best first), curves.png an
 configuration (pgax eval / pgax resume work on it).
 
 --grid KEY=V1,V2     values of one hyperparameter (numbers, true/false, strings, sizes as 64x64); repeatable.
---sweep FILE.yaml    a mapping `grid: {KEY: [V1, V2]}`; its other keys set options as --config does.
+--sweep FILE.yaml    a mapping `grid: {KEY: [V1, V2]}` (or `space: {KEY: LOW:HIGH}` with `search:`,
+                     `trials:`, ...); its other keys set options as --config does.
 --max-configs N      refuse grids of more than N configurations (default 1024).
+--search METHOD      sample --trials configurations from the --space with Optuna instead of a grid:
+                     random (RandomSampler) or optuna (TPESampler); the objective is the final
+                     deterministic return, mean over seeds. Needs optuna (pip install 'pgax[search]').
+--space KEY=SPEC     a searched hyperparameter: LOW:HIGH (uniform; integers for an integer field),
+                     LOW:HIGH:log (log-uniform) or choices V1,V2,...; repeatable.
+--trials N           trials of the search (default 16).
+--batch N            trials asked at once and trained together (one program per shape; default 8).
+--pruner NAME        median (Optuna's MedianPruner on the training return at ten equally spaced steps;
+                     default) or none.
 --resume SWEEP_DIR   continue a sweep: programs whose configurations all finished are skipped, an
-                     interrupted one continues from its checkpoints.
-run options, hyperparameters: as for `pgax train ALGO` (their values are the grid's base).
+                     interrupted one continues from its checkpoints (a search keeps its told trials).
+run options, hyperparameters: as for `pgax train ALGO` (their values are the grid's or space's base).
 """
+
+SEARCH_DEFAULTS = {"search": None, "trials": 16, "batch": 8, "pruner": "median"}
 
 
 def _option_value(args: list[str], i: int, name: str, inline: str | None, hint: str = "") -> tuple[str, int]:
@@ -464,44 +478,72 @@ def _option_value(args: list[str], i: int, name: str, inline: str | None, hint: 
     raise ConfigError(f"{name} needs a value{hint}")
 
 
+def _whole_number(name: str, value) -> int:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} takes a whole number, got {value!r}") from None
+
+
+def _key_values(texts: list, items: list, flag: str, form: str, example: str) -> list:
+    """items + (KEY, VALUES) of each `flag KEY=VALUES`."""
+    for text in texts:
+        key, sep, values = text.partition("=")
+        if not sep:
+            raise ConfigError(f"{flag} {text!r}: write {flag} KEY={form} (e.g. {flag} {example})")
+        items.append((key, values))
+    return items
+
+
 def sweep_command(args: list[str]) -> int:
     import yaml
 
-    from pgax import sweep
+    from pgax import search as search_, sweep
     from pgax.logging import make_run_dir
 
     if args and args[0] in ("-h", "--help"):
         print(SWEEP_USAGE)
         return 0
-    rest, grid_args, sweep_file, max_configs, resume, i = [], [], None, sweep.MAX_CONFIGS, None, 0
+    rest, grid_args, space_args, sweep_file, max_configs, resume, i = [], [], [], None, sweep.MAX_CONFIGS, None, 0
+    options: dict = {}
     while i < len(args):
         name, eq, inline = args[i].partition("=")
-        if name in ("--grid", "--sweep", "--max-configs", "--resume"):
+        if name in ("--grid", "--sweep", "--max-configs", "--resume", "--space", "--search", "--trials", "--batch",
+                    "--pruner"):
             value, i = _option_value(args, i, name, inline if eq else None, " (pgax sweep --help)")
             if name == "--grid":
                 grid_args.append(value)
+            elif name == "--space":
+                space_args.append(value)
             elif name == "--sweep":
                 sweep_file = value
             elif name == "--resume":
                 resume = value
+            elif name == "--max-configs":
+                max_configs = _whole_number(name, value)
             else:
-                try:
-                    max_configs = int(value)
-                except ValueError:
-                    raise ConfigError(f"--max-configs takes a whole number, got {value!r}") from None
+                options[name[2:]] = value
         else:
             rest.append(args[i])
             i += 1
     if resume is not None:
-        if rest or grid_args or sweep_file:
+        if rest or grid_args or space_args or sweep_file or options:
             raise ConfigError("pgax sweep --resume SWEEP_DIR takes no other options; the sweep's own are kept")
+        out = Path(resume)
+        found = search_.load_search(out)
+        if found is not None:
+            print(f"pgax: resuming the {found.method} search of {found.preset.name} on {found.run.env} in {out}")
+            record = search_.run_search(found, out, reporter=_Progress(found.run.progress), resume=True)
+            sweep.say_table(record, out)
+            return record["exit_code"]
         preset, run, base, grid = sweep.load_sweep(resume)
         size = int(np.prod([len(v) for v in grid.values()]))
         splan = sweep.plan_sweep(preset, run, base, grid, max_configs=max(max_configs, size))
-        out = Path(resume)
         print(f"pgax: resuming the sweep of {preset.name} on {run.env} in {out}")
     else:
-        defaults, file_grid = None, {}
+        defaults, file_grid, file_space = None, {}, {}
         if sweep_file is not None:
             path = Path(sweep_file)
             try:
@@ -509,19 +551,44 @@ def sweep_command(args: list[str]) -> int:
             except yaml.YAMLError as e:
                 raise ConfigError(f"--sweep {sweep_file} is not valid YAML ({str(e).splitlines()[0]}); fix the file") \
                     from None
-            if not isinstance(data, dict) or not isinstance(data.get("grid"), dict):
-                raise ConfigError(f"--sweep {sweep_file}: give a YAML file holding a mapping `grid: {{KEY: [V1, V2]}}`")
-            file_grid = data.pop("grid")
+            if not isinstance(data, dict) or not (isinstance(data.get("grid"), dict) or isinstance(data.get("space"), dict)):
+                raise ConfigError(f"--sweep {sweep_file}: give a YAML file holding a mapping `grid: {{KEY: [V1, V2]}}` "
+                                  "or `space: {KEY: LOW:HIGH}`")
+            file_grid, file_space = data.pop("grid", None) or {}, data.pop("space", None) or {}
+            for key in SEARCH_DEFAULTS:
+                if key in data:
+                    options.setdefault(key, data.pop(key))
             defaults = (data, f"--sweep {sweep_file}")
         preset, run, base = parse_train_args(rest, defaults=defaults, command="sweep")
+        settings = {**SEARCH_DEFAULTS, **options}
+        if settings["search"] is not None or space_args or file_space:
+            if grid_args or file_grid:
+                raise ConfigError("give either a grid (--grid) or a search (--search with --space), not both")
+            if settings["search"] is None:
+                raise ConfigError("--space needs --search random|optuna (a grid takes --grid KEY=V1,V2)")
+            space: dict = {}
+            items = [(str(k), v) for k, v in file_space.items()]
+            for key, values in _key_values(space_args, items, "--space", "LOW:HIGH[:log]", "lr=1e-5:1e-2:log"):
+                dim = search_.parse_space(preset.config_type, key, values)
+                if dim.name in space:
+                    raise ConfigError(f"--space {key}: {dim.name} is given twice; give each hyperparameter once")
+                space[dim.name] = dim
+            found = search_.plan_search(preset, run, base, space, str(settings["search"]),
+                                        _whole_number("--trials", settings["trials"]),
+                                        _whole_number("--batch", settings["batch"]), str(settings["pruner"]))
+            out = make_run_dir(run.out, f"search-{preset.name}", run.env)
+            print(f"pgax: {found.method} search of {preset.name} on {run.env}: {found.trials} trial(s) × {run.seeds} "
+                  f"seed(s) × {run.steps:,} steps in batches of {found.batch}; space: "
+                  f"{' '.join(d.spec() for d in space.values())} → {out}")
+            record = search_.run_search(found, out, reporter=_Progress(run.progress))
+            sweep.say_table(record, out)
+            return record["exit_code"]
+        extra = [f"--{k}" for k in options]
+        if extra:
+            raise ConfigError(f"{', '.join(extra)} belong to a search; add --search random|optuna and --space KEY=...")
         grid: dict = {}
         items = [(str(k), v if isinstance(v, list) else [v]) for k, v in file_grid.items()]
-        for text in grid_args:
-            key, sep, values = text.partition("=")
-            if not sep:
-                raise ConfigError(f"--grid {text!r}: write --grid KEY=V1,V2,... (e.g. --grid lr=1e-4,3e-4)")
-            items.append((key, values))
-        for key, values in items:
+        for key, values in _key_values(grid_args, items, "--grid", "V1,V2,...", "lr=1e-4,3e-4"):
             name, parsed = sweep.parse_grid_values(preset.config_type, key, values)
             if name in grid:
                 raise ConfigError(f"--grid {key}: {name} is given twice; give each hyperparameter's values once")

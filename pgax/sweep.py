@@ -39,6 +39,9 @@ from pgax.errors import ConfigError
 MAX_CONFIGS = 1024
 """Default bound on the configurations of one sweep (`--max-configs`)."""
 
+DONE = ("finished", "diverged", "pruned")
+"""The statuses of a configuration that `--resume` does not train again."""
+
 
 @dataclasses.dataclass(frozen=True)
 class SweepPlan:
@@ -57,15 +60,9 @@ class SweepPlan:
 def parse_grid_values(config_type: type, key: str, text: str | list) -> tuple[str, list]:
     """(field name, values) of one `--grid key=v1,v2,...` (or a sweep file's `key: [v1, v2]`), each value
     of the field's type: numbers as written, true/false, strings, tuples as `64x64` (or YAML lists)."""
-    from pgax.algorithms.core import current_name, typed_value
+    from pgax.algorithms.core import typed_value
 
-    name = current_name(config_type, key.strip().replace("-", "_"))
-    fields = {f.name for f in dataclasses.fields(config_type)}
-    if name not in fields:
-        from pgax.algorithms.core import flag
-
-        raise ConfigError(f"--grid {key}: {config_type.__name__} has no hyperparameter {name!r}; the ones it has: "
-                          f"{', '.join(flag(f) for f in sorted(fields))}")
+    name = field_name(config_type, key, f"--grid {key}")
     default = getattr(config_type(), name)
     raw = [v.strip() for v in text.split(",")] if isinstance(text, str) else list(text)
     if not raw or any(v == "" for v in raw):
@@ -76,6 +73,19 @@ def parse_grid_values(config_type: type, key: str, text: str | list) -> tuple[st
     if len(set(map(repr, values))) != len(values):
         raise ConfigError(f"--grid {key}: the value list {raw} repeats a value; give each value once")
     return name, values
+
+
+def field_name(config_type: type, key: str, where: str) -> str:
+    """The config field `key` names (dashes or underscores; a renamed field's old name), or one line naming
+    the fields there are."""
+    from pgax.algorithms.core import current_name, flag
+
+    name = current_name(config_type, key.strip().replace("-", "_"))
+    fields = {f.name for f in dataclasses.fields(config_type)}
+    if name not in fields:
+        raise ConfigError(f"{where}: {config_type.__name__} has no hyperparameter {name!r}; the ones it has: "
+                          f"{', '.join(flag(f) for f in sorted(fields))}")
+    return name
 
 
 def _parse_text(value: Any, default: Any) -> Any:
@@ -138,9 +148,6 @@ def split_keys(preset, base, env, num_iterations: int, keys: list[str]) -> tuple
 
 def plan_sweep(preset, run, base, grid: dict[str, list], max_configs: int = MAX_CONFIGS) -> SweepPlan:
     """Validate the grid (every configuration, the bound, rows per program) and group it into programs."""
-    from pgax import envs
-    from pgax.experiment import MAX_SEEDS, plan_run
-
     if not grid:
         raise ConfigError("a sweep needs at least one --grid KEY=V1,V2,... (or a --sweep FILE.yaml with a grid)")
     size = int(np.prod([len(v) for v in grid.values()]))
@@ -154,13 +161,30 @@ def plan_sweep(preset, run, base, grid: dict[str, list], max_configs: int = MAX_
             config.validate()
         except ConfigError as e:
             raise ConfigError(f"configuration {_label(v)}: {e}") from None
-    multi = [k for k, vs in grid.items() if len(vs) > 1]
-    first = plan_run(preset, run, configs[0])
+    return plan_configs(preset, run, base, dict(grid), values, [k for k, vs in grid.items() if len(vs) > 1])
+
+
+def plan_configs(preset, run, base, grid: dict[str, list], values: list[dict], varying: list[str],
+                 members: list[int] | None = None, vmapped: tuple[str, ...] | None = None) -> SweepPlan:
+    """Group the valid configurations `base` with `values[i]` for i in `members` (default: all) into programs:
+    one program per combination of the non-vmapped keys' values (one per configuration on a Gymnasium env).
+
+    varying: the keys whose values differ; those of them `split_keys` finds traceable are vmapped (or give
+    `vmapped`, the keys found earlier). `grid` is kept in sweep.json for `--resume`.
+    """
+    from pgax import envs
+    from pgax.experiment import MAX_SEEDS, plan_run
+
+    configs = [dataclasses.replace(base, **v) for v in values]
+    members = list(range(len(values))) if members is None else list(members)
     jax_native = envs.resolve_driver(run.env, run.driver) == "jax"
-    vmapped = split_keys(preset, configs[0], first.env, first.num_iterations, multi) if jax_native else ()
+    if vmapped is None:
+        first = plan_run(preset, run, configs[members[0]])
+        vmapped = split_keys(preset, configs[members[0]], first.env, first.num_iterations, varying) \
+            if jax_native else ()
     programs: dict[tuple, list[int]] = {}
-    for i, v in enumerate(values):
-        programs.setdefault(tuple(repr(v[k]) for k in grid if k not in vmapped), []).append(i)
+    for i in members:
+        programs.setdefault(tuple(repr(values[i].get(k)) for k in varying if k not in vmapped), []).append(i)
     groups = list(programs.values())
     if not jax_native:
         groups = [[i] for group in groups for i in group]
@@ -168,7 +192,7 @@ def plan_sweep(preset, run, base, grid: dict[str, list], max_configs: int = MAX_
     if largest > MAX_SEEDS:
         raise ConfigError(f"one program would train {largest} configurations × seeds, more than {MAX_SEEDS}; "
                           "use fewer values of the vmapped keys or fewer --seeds")
-    return SweepPlan(preset, run, base, dict(grid), configs, values, vmapped, groups)
+    return SweepPlan(preset, run, base, dict(grid), configs, values, tuple(vmapped), groups)
 
 
 def _label(values: dict) -> str:
@@ -212,7 +236,7 @@ def run_sweep(splan: SweepPlan, sweep_dir: Path, *, reporter=None, resume: bool 
     with StopSignals(reporter.say) as signals:
         stop = _Stop(signals, stop_when)
         for n, group in enumerate(splan.programs):
-            if all(rows[i] is not None and rows[i]["status"] in ("finished", "diverged") for i in group):
+            if all(rows[i] is not None and rows[i]["status"] in DONE for i in group):
                 reporter.say(f"pgax: program {n + 1}/{len(splan.programs)} finished earlier; skipped")
                 continue
             reporter.say(f"pgax: program {n + 1}/{len(splan.programs)}: {len(group)} configuration(s) × "
@@ -226,7 +250,7 @@ def run_sweep(splan: SweepPlan, sweep_dir: Path, *, reporter=None, resume: bool 
             _write_outputs(splan, record, sweep_dir)
             if stop() or any(r["status"] in ("interrupted", "error") for r in group_rows):
                 break
-    done = all(r is not None and r["status"] in ("finished", "diverged") for r in rows)
+    done = all(r is not None and r["status"] in DONE for r in rows)
     record = _sweep_record(splan, rows, "finished" if done else "interrupted")
     record["wall_seconds"] = time.perf_counter() - t0
     _write_outputs(splan, record, sweep_dir)
@@ -319,8 +343,14 @@ def format_sweep_table(record: dict) -> str:
     return "\n".join(lines)
 
 
-def _run_program(splan: SweepPlan, group: list[int], sweep_dir: Path, stop, reporter, resume: bool):
-    """Train the configurations `group` (one program) into their run folders; (rows, exit code)."""
+def _run_program(splan: SweepPlan, group: list[int], sweep_dir: Path, stop, reporter, resume: bool, prune=None):
+    """Train the configurations `group` (one program) into their run folders; (rows, exit code).
+
+    prune: on a JAX-native env, `prune(c, steps, returns [S])` is asked after each chunk for each
+    configuration `group[c]` not yet pruned (its training return per seed after `steps` env steps per
+    seed); True marks it pruned ("pruned_at_step" in its summary). The program stops once every one of
+    its configurations is pruned; one pruned beside unpruned ones trains on with them.
+    """
     from pgax.experiment import plan_run, run_experiment
 
     plans = [plan_run(splan.preset, splan.run, splan.configs[i]) for i in group]
@@ -331,11 +361,11 @@ def _run_program(splan: SweepPlan, group: list[int], sweep_dir: Path, stop, repo
         summary = run_experiment(splan.preset, splan.run, splan.configs[i], run_dir,
                                  resume="latest" if resume and has_checkpoint else None, reporter=reporter)
         return [_row(splan, i, sweep_dir, summary)], summary["exit_code"]
-    return _run_vmapped(splan, group, plans, dirs, sweep_dir, stop, reporter, resume)
+    return _run_vmapped(splan, group, plans, dirs, sweep_dir, stop, reporter, resume, prune)
 
 
 def _run_vmapped(splan: SweepPlan, group: list[int], plans: list, dirs: list[Path], sweep_dir: Path, stop, reporter,
-                 resume: bool):
+                 resume: bool, prune=None):
     import jax
 
     from pgax import checkpoints
@@ -392,6 +422,7 @@ def _run_vmapped(splan: SweepPlan, group: list[int], plans: list, dirs: list[Pat
     every_iterations, every_seconds = parse_interval(run.checkpoint_every)
     track = {"saved": start, "time": time.perf_counter()}
     diverged: list = [None] * C
+    pruned: list = [None] * C
     steps_total = p0.num_iterations * p0.batch_size
 
     def save_all(state, done):
@@ -417,6 +448,9 @@ def _run_vmapped(splan: SweepPlan, group: list[int], plans: list, dirs: list[Pat
             bad = find_nonfinite(health[rows_of[c]], p0.seeds, done - health.shape[1] + 1)
             if bad is not None and diverged[c] is None:
                 diverged[c] = bad
+            if prune is not None and pruned[c] is None and diverged[c] is None and \
+                    prune(c, done * p0.batch_size, metrics["episode_return_mean"][rows_of[c], -1]):
+                pruned[c] = done * p0.batch_size
         reporter.update(done * p0.batch_size, metrics["episode_return_mean"][:, -1])
         due = (every_iterations is not None and done - track["saved"] >= every_iterations) or (
             every_seconds is not None and time.perf_counter() - track["time"] >= every_seconds)
@@ -425,7 +459,8 @@ def _run_vmapped(splan: SweepPlan, group: list[int], plans: list, dirs: list[Pat
 
     reporter.start(steps_total, C * S)
     result = train_loop(driver, state, start=start, num_iterations=p0.num_iterations, chunk_iterations=p0.chunk,
-                        chunk_seconds=run.chunk_seconds, on_chunk=on_chunk, stop=stop,
+                        chunk_seconds=run.chunk_seconds, on_chunk=on_chunk,
+                        stop=lambda: stop() or all(x is not None for x in pruned),
                         align=[every_iterations] if every_iterations else [])
     if result.iterations_done > track["saved"] or not stores[0].steps():
         save_all(result.state, result.iterations_done)
@@ -434,6 +469,8 @@ def _run_vmapped(splan: SweepPlan, group: list[int], plans: list, dirs: list[Pat
         status, code = "error", EXIT_ERROR
         reporter.error(f"pgax: error at iteration {result.iterations_done + 1}: {_describe_error(result.error)}; the "
                        f"completed iterations are checkpointed in each configuration's folder")
+    elif all(x is not None for x in pruned) and result.stopped and not stop():
+        status = "pruned"
     elif result.interrupted or result.stopped:
         status = "interrupted"
         code = SIGNAL_EXIT.get(stop.requested or "SIGINT", 130)
@@ -460,6 +497,8 @@ def _run_vmapped(splan: SweepPlan, group: list[int], plans: list, dirs: list[Pat
             if train_seconds > 0 else float("nan"),
             "compile_seconds": compile_seconds, "train_seconds": train_seconds,
             "wall_seconds": time.perf_counter() - t0, "sweep": {"values": splan.values[i], "program_rows": C * S}}
+        if pruned[c] is not None:
+            summary["status"], summary["pruned_at_step"] = "pruned", pruned[c]
         if diverged[c] is not None:
             summary["status"] = "diverged"
             summary["diverged"] = {"iteration": diverged[c].iteration, "seeds": list(diverged[c].seeds),

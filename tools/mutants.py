@@ -351,6 +351,16 @@ MUTANTS: tuple[Mutant, ...] = (
            "n = len(available) if requested == 0 else requested",
            "n = 1",
            ("tests/test_devices.py::test_rows_split_over_two_devices_equal_one_device_to_float32_rounding",)),
+    Mutant("search-minimises", "the search's study minimises the return: the sampler chases the worst configurations",
+           "pgax/search.py",
+           'direction="maximize"',
+           'direction="minimize"',
+           ("tests/test_search.py::test_a_search_records_its_trials_and_each_value_is_its_runs_evaluation",)),
+    Mutant("pruned-program-trains-on", "a program whose trials are all pruned trains to the end anyway",
+           "pgax/sweep.py",
+           "stop=lambda: stop() or all(x is not None for x in pruned),",
+           "stop=lambda: stop(),",
+           ("tests/test_search.py::test_trials_below_the_median_of_completed_ones_are_pruned_and_their_program_stops",)),
 )
 
 
