@@ -463,6 +463,12 @@ configuration (pgax eval / pgax resume work on it).
                      default) or none.
 --resume SWEEP_DIR   continue a sweep: programs whose configurations all finished are skipped, an
                      interrupted one continues from its checkpoints (a search keeps its told trials).
+--backend NAME       local (default: programs one after another in this process) or ray (each program
+                     a Ray task; the sweep folder must be on storage every node sees). Needs ray
+                     (pip install 'pgax[ray]'). Also allowed with --resume.
+--address ADDR       the Ray cluster to use (`ray start --head` prints it); default: start a local one.
+--task-cpus N, --task-gpus F   Ray resources of each task (default 1 CPU, 0 GPUs; 0.25 shares a GPU by 4).
+--retries N          times Ray runs a task again after its worker died, from its checkpoints (default 2).
 run options, hyperparameters: as for `pgax train ALGO` (their values are the grid's or space's base).
 """
 
@@ -487,6 +493,13 @@ def _whole_number(name: str, value) -> int:
         raise ConfigError(f"{name} takes a whole number, got {value!r}") from None
 
 
+def _number(name: str, value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} takes a number, got {value!r}") from None
+
+
 def _key_values(texts: list, items: list, flag: str, form: str, example: str) -> list:
     """items + (KEY, VALUES) of each `flag KEY=VALUES`."""
     for text in texts:
@@ -506,12 +519,18 @@ def sweep_command(args: list[str]) -> int:
     if args and args[0] in ("-h", "--help"):
         print(SWEEP_USAGE)
         return 0
+    from pgax.distributed import Backend
+
     rest, grid_args, space_args, sweep_file, max_configs, resume, i = [], [], [], None, sweep.MAX_CONFIGS, None, 0
     options: dict = {}
+    where: dict = {}
     while i < len(args):
         name, eq, inline = args[i].partition("=")
-        if name in ("--grid", "--sweep", "--max-configs", "--resume", "--space", "--search", "--trials", "--batch",
-                    "--pruner"):
+        if name in ("--backend", "--address", "--task-cpus", "--task-gpus", "--retries"):
+            value, i = _option_value(args, i, name, inline if eq else None, " (pgax sweep --help)")
+            where[name[2:].replace("-", "_")] = value
+        elif name in ("--grid", "--sweep", "--max-configs", "--resume", "--space", "--search", "--trials", "--batch",
+                      "--pruner"):
             value, i = _option_value(args, i, name, inline if eq else None, " (pgax sweep --help)")
             if name == "--grid":
                 grid_args.append(value)
@@ -528,6 +547,11 @@ def sweep_command(args: list[str]) -> int:
         else:
             rest.append(args[i])
             i += 1
+    backend = Backend(name=where.get("backend", "local"), address=where.get("address"),
+                      task_cpus=_number("--task-cpus", where.get("task_cpus", 1.0)),
+                      task_gpus=_number("--task-gpus", where.get("task_gpus", 0.0)),
+                      retries=_whole_number("--retries", where.get("retries", 2)))
+    backend.validate()
     if resume is not None:
         if rest or grid_args or space_args or sweep_file or options:
             raise ConfigError("pgax sweep --resume SWEEP_DIR takes no other options; the sweep's own are kept")
@@ -535,7 +559,8 @@ def sweep_command(args: list[str]) -> int:
         found = search_.load_search(out)
         if found is not None:
             print(f"pgax: resuming the {found.method} search of {found.preset.name} on {found.run.env} in {out}")
-            record = search_.run_search(found, out, reporter=_Progress(found.run.progress), resume=True)
+            record = search_.run_search(found, out, reporter=_Progress(found.run.progress), resume=True,
+                                        backend=backend)
             sweep.say_table(record, out)
             return record["exit_code"]
         preset, run, base, grid = sweep.load_sweep(resume)
@@ -580,7 +605,7 @@ def sweep_command(args: list[str]) -> int:
             print(f"pgax: {found.method} search of {preset.name} on {run.env}: {found.trials} trial(s) × {run.seeds} "
                   f"seed(s) × {run.steps:,} steps in batches of {found.batch}; space: "
                   f"{' '.join(d.spec() for d in space.values())} → {out}")
-            record = search_.run_search(found, out, reporter=_Progress(run.progress))
+            record = search_.run_search(found, out, reporter=_Progress(run.progress), backend=backend)
             sweep.say_table(record, out)
             return record["exit_code"]
         extra = [f"--{k}" for k in options]
@@ -598,7 +623,8 @@ def sweep_command(args: list[str]) -> int:
         vm = f"; vmapped: {', '.join(splan.vmapped)}" if splan.vmapped else ""
         print(f"pgax: sweeping {preset.name} on {run.env}: {len(splan.configs)} configuration(s) × {run.seeds} seed(s) "
               f"× {run.steps:,} steps in {len(splan.programs)} program(s){vm} → {out}")
-    record = sweep.run_sweep(splan, out, reporter=_Progress(splan.run.progress), resume=resume is not None)
+    record = sweep.run_sweep(splan, out, reporter=_Progress(splan.run.progress), resume=resume is not None,
+                             backend=backend)
     sweep.say_table(record, out)
     return record["exit_code"]
 

@@ -30,6 +30,7 @@ trial's state), table.txt, curves.png and one run folder per trial.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -180,21 +181,25 @@ def trial_values(search: Search, params: dict) -> dict:
     return {k: d.value(params[k]) for k, d in search.space.items()}
 
 
-def run_search(search: Search, sweep_dir: Path, *, reporter=None, resume: bool = False, stop_when=None) -> dict:
+def run_search(search: Search, sweep_dir: Path, *, reporter=None, resume: bool = False, stop_when=None,
+               backend=None) -> dict:
     """Ask, train and tell the search's trials in batches into `sweep_dir`; returns sweep.json's dict (with
     "exit_code"). Each program's trials are told, and sweep.json rewritten, as the program ends.
 
     resume: continue the trials asked but not told (interrupted, or stopped by an error) from their
-    checkpoints before asking new ones.
+    checkpoints before asking new ones. backend: a `distributed.Backend` (default local); on Ray a batch's
+    programs run at once, and each reports to the study file from its worker.
     """
     import optuna
     from optuna.trial import TrialState
 
     from pgax.experiment import EXIT_OK, Reporter, StopSignals
     from pgax.logging import write_json
-    from pgax.sweep import SweepPlan, _Stop, _read_row, _run_program, _write_outputs, plan_configs
+    from pgax.distributed import Backend, run_programs, session
+    from pgax.sweep import SweepPlan, _Stop, _read_row, _write_outputs, plan_configs
 
     reporter = reporter or Reporter()
+    backend = backend or Backend()
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     study = open_study(search, sweep_dir)
@@ -220,7 +225,7 @@ def run_search(search: Search, sweep_dir: Path, *, reporter=None, resume: bool =
         return record
 
     interrupted = False
-    with StopSignals(reporter.say) as signals:
+    with StopSignals(reporter.say) as signals, session(backend, reporter.say):
         stop = _Stop(signals, stop_when)
         while not (interrupted or stop()):
             trials = study.get_trials(deepcopy=False)
@@ -249,22 +254,23 @@ def run_search(search: Search, sweep_dir: Path, *, reporter=None, resume: bool =
             by_number = {t.number: t for t in batch}
             reporter.say(f"pgax: trials {members[0]}..{members[-1]} of {search.trials}: {len(splan.programs)} "
                          f"program(s)" + (f", vmapped over {', '.join(splan.vmapped)}" if splan.vmapped else ""))
-            for group in splan.programs:
-                rows, code = _run_program(splan, group, sweep_dir, stop, reporter, continuing,
-                                          prune=_pruner(search, [by_number[i] for i in group]))
+            ids = {t.number: t._trial_id for t in batch}
+            prune_for = None if search.pruner == "none" else (
+                lambda group: functools.partial(make_pruner, search, str(sweep_dir), [ids[i] for i in group]))
+            for group, rows, code in run_programs(splan, splan.programs, sweep_dir, backend=backend, stop=stop,
+                                                  reporter=reporter, resume=continuing, prune_for=prune_for):
                 exit_code = exit_code or code
                 for i, row in zip(group, rows):
                     _tell(study, by_number[i], row)
-                interrupted = any(r["status"] in ("interrupted", "error") for r in rows)
+                interrupted = interrupted or any(r["status"] in ("interrupted", "error") for r in rows)
                 write("running")
-                if interrupted or stop():
-                    interrupted = True
-                    break
+            interrupted = interrupted or stop()
             resume = False
     trials = study.get_trials(deepcopy=False)
     done = len(trials) >= search.trials and all(t.state.is_finished() for t in trials)
     record = write("finished" if done else "interrupted")
     record["wall_seconds"] = time.perf_counter() - t0
+    record["backend"] = dataclasses.asdict(backend)
     write_json(sweep_dir / "sweep.json", record)
     record["exit_code"] = exit_code
     return record
@@ -284,10 +290,16 @@ def _invalid(search: Search, values: dict) -> str | None:
     return None
 
 
+def make_pruner(search: Search, sweep_dir: str, trial_ids: list[int]):
+    """The `prune` callback of sweep._run_program for one program's trials (Optuna trial ids), reporting
+    to the study file in `sweep_dir`: made where the program runs (this process or a Ray worker)."""
+    import optuna
+
+    study = open_study(search, Path(sweep_dir))
+    return _pruner(search, [optuna.trial.Trial(study, i) for i in trial_ids])
+
+
 def _pruner(search: Search, trials: list):
-    """The `prune` callback of sweep._run_program for one program's trials (None without a pruner)."""
-    if search.pruner == "none":
-        return None
     reported = [0] * len(trials)
     steps = search.run.steps
 

@@ -214,16 +214,19 @@ def config_dir_name(index: int, values: dict) -> str:
 
 
 def run_sweep(splan: SweepPlan, sweep_dir: Path, *, reporter=None, resume: bool = False,
-              stop_when: Callable[[], bool] | None = None) -> dict:
+              stop_when: Callable[[], bool] | None = None, backend=None) -> dict:
     """Train every program of `splan` into `sweep_dir`; returns sweep.json's dict (with "exit_code": 0 when
     every configuration finished or diverged, else that of the interruption or error).
 
     stop_when: asked at each chunk boundary besides the signals (SIGINT, SIGTERM, SIGHUP); True stops
     the sweep there as a signal does, with every configuration of the running program checkpointed.
+    backend: a `distributed.Backend` (default: local, one program after another in this process).
     """
+    from pgax.distributed import Backend, run_programs
     from pgax.experiment import EXIT_OK, Reporter, StopSignals
 
     reporter = reporter or Reporter()
+    backend = backend or Backend()
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict | None] = [None] * len(splan.configs)
@@ -233,26 +236,25 @@ def run_sweep(splan: SweepPlan, sweep_dir: Path, *, reporter=None, resume: bool 
             rows[i] = _read_row(splan, i, sweep_dir)
     exit_code = EXIT_OK
     t0 = time.perf_counter()
+    pending = []
+    for n, group in enumerate(splan.programs):
+        if all(rows[i] is not None and rows[i]["status"] in DONE for i in group):
+            reporter.say(f"pgax: program {n + 1}/{len(splan.programs)} finished earlier; skipped")
+        else:
+            pending.append(group)
     with StopSignals(reporter.say) as signals:
         stop = _Stop(signals, stop_when)
-        for n, group in enumerate(splan.programs):
-            if all(rows[i] is not None and rows[i]["status"] in DONE for i in group):
-                reporter.say(f"pgax: program {n + 1}/{len(splan.programs)} finished earlier; skipped")
-                continue
-            reporter.say(f"pgax: program {n + 1}/{len(splan.programs)}: {len(group)} configuration(s) × "
-                         f"{splan.run.seeds} seed(s)" + (f", vmapped over {', '.join(splan.vmapped)}"
-                                                        if len(group) > 1 else ""))
-            group_rows, code = _run_program(splan, group, sweep_dir, stop, reporter, resume)
+        for group, group_rows, code in run_programs(splan, pending, sweep_dir, backend=backend, stop=stop,
+                                                    reporter=reporter, resume=resume):
             for i, row in zip(group, group_rows):
                 rows[i] = row
             exit_code = exit_code or code
             record = _sweep_record(splan, rows, "running")
             _write_outputs(splan, record, sweep_dir)
-            if stop() or any(r["status"] in ("interrupted", "error") for r in group_rows):
-                break
     done = all(r is not None and r["status"] in DONE for r in rows)
     record = _sweep_record(splan, rows, "finished" if done else "interrupted")
     record["wall_seconds"] = time.perf_counter() - t0
+    record["backend"] = dataclasses.asdict(backend)
     _write_outputs(splan, record, sweep_dir)
     record["exit_code"] = exit_code
     return record

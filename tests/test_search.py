@@ -141,8 +141,11 @@ def test_an_invalid_sampled_configuration_is_told_fail_and_the_search_goes_on(tm
 
 def test_an_interrupted_search_keeps_its_told_trials_and_resumes_the_rest(tmp_path):
     search = plan_search(PPO, RUN, small_ppo(), SPACE, "random", trials=4, batch=2, pruner="none")
-    chunks = []
-    cut = run_search(search, tmp_path, stop_when=lambda: chunks.append(1) or len(chunks) > 14)
+
+    def third_trial_trained_a_little():
+        return any(len(m.read_text().splitlines()) > 1 + 3 * RUN.seeds for m in tmp_path.glob("002-*/metrics.csv"))
+
+    cut = run_search(search, tmp_path, stop_when=third_trial_trained_a_little)
     assert cut["status"] == "interrupted" and cut["exit_code"] == 130
     states = [t["state"] for t in cut["search"]["trials"]]
     assert states == ["COMPLETE", "COMPLETE", "RUNNING", "RUNNING"], states

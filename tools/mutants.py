@@ -361,6 +361,11 @@ MUTANTS: tuple[Mutant, ...] = (
            "stop=lambda: stop() or all(x is not None for x in pruned),",
            "stop=lambda: stop(),",
            ("tests/test_search.py::test_trials_below_the_median_of_completed_ones_are_pruned_and_their_program_stops",)),
+    Mutant("ray-no-retries", "--retries ignored: a Ray task whose worker died is never run again",
+           "pgax/distributed.py",
+           "max_retries=backend.retries, retry_exceptions=False",
+           "max_retries=0, retry_exceptions=False",
+           ("tests/test_ray.py::test_a_sweep_on_ray_equals_the_local_sweep_and_a_killed_worker_is_retried",)),
 )
 
 
