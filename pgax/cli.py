@@ -519,7 +519,7 @@ def sweep_command(args: list[str]) -> int:
     if args and args[0] in ("-h", "--help"):
         print(SWEEP_USAGE)
         return 0
-    from pgax.distributed import Backend
+    from pgax.distributed import Backend, preflight
 
     rest, grid_args, space_args, sweep_file, max_configs, resume, i = [], [], [], None, sweep.MAX_CONFIGS, None, 0
     options: dict = {}
@@ -552,6 +552,7 @@ def sweep_command(args: list[str]) -> int:
                       task_gpus=_number("--task-gpus", where.get("task_gpus", 0.0)),
                       retries=_whole_number("--retries", where.get("retries", 2)))
     backend.validate()
+    preflight(backend)
     if resume is not None:
         if rest or grid_args or space_args or sweep_file or options:
             raise ConfigError("pgax sweep --resume SWEEP_DIR takes no other options; the sweep's own are kept")

@@ -81,6 +81,27 @@ def _ray():
     return ray
 
 
+def preflight(backend: Backend, timeout: float = 5.0) -> None:
+    """Before anything compiles or is written: Ray is installed and `--address` (HOST:PORT, or
+    ray://HOST:PORT) accepts a connection within `timeout` seconds. One line if not."""
+    import socket
+
+    if backend.name != "ray":
+        return
+    _ray()
+    if backend.address in (None, "auto", "local"):
+        return
+    host, sep, port = backend.address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"--address {backend.address}: give HOST:PORT of the Ray head node (ray start --head "
+                          "prints it), e.g. --address 10.0.0.1:6379")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConfigError(f"--address {backend.address}: no Ray cluster answers there ({e.strerror or e}); start one "
+                          "with `ray start --head` on that machine, or drop --address for a local one") from None
+
+
 def connect(backend: Backend, say=print):
     """Start or join the Ray cluster of `backend`; (the ray module, whether this call connected, so that
     the caller disconnects afterwards). A Ray the caller initialised itself is used as it is. One line
@@ -204,4 +225,4 @@ def _collect(ray, splan, pending: dict, sweep_dir: Path, backend: Backend, stop,
             yield group, rows, code
 
 
-__all__ = ["BACKENDS", "Backend", "connect", "program_task", "run_programs", "session"]
+__all__ = ["BACKENDS", "Backend", "connect", "preflight", "program_task", "run_programs", "session"]

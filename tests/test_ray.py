@@ -109,6 +109,8 @@ def test_a_task_whose_retries_are_spent_is_reported_on_its_own_and_resume_runs_i
     (["--address", "127.0.0.1:1"], "--address is the Ray cluster of --backend ray; add --backend ray"),
     (["--backend", "ray", "--task-cpus", "0"], "--task-cpus must be > 0"),
     (["--backend", "ray", "--retries", "x"], "--retries takes a whole number, got 'x'"),
+    (["--backend", "ray", "--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray cluster answers there"),
+    (["--backend", "ray", "--address", "headnode"], "--address headnode: give HOST:PORT of the Ray head node"),
 ])
 def test_bad_backend_options_are_one_line(extra, match, tmp_path, capsys):
     assert cli.main(SWEEP + ["--out", str(tmp_path)] + extra) == 2
