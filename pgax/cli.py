@@ -140,10 +140,12 @@ def check_env_command(args: list[str]) -> int:
 
 
 def _describe_space(space) -> str:
-    from pgax.spaces import Discrete
+    from pgax.spaces import Discrete, MultiDiscrete
 
     if isinstance(space, Discrete):
         return f"Discrete({space.n})"
+    if isinstance(space, MultiDiscrete):
+        return f"MultiDiscrete({list(space.nvec)})"
     return f"Box{space.shape} in [{min(space.low):g}, {max(space.high):g}]"
 
 

@@ -207,8 +207,7 @@ def _collect(ray, splan, pending: dict, sweep_dir: Path, backend: Backend, stop,
             group = pending.pop(ref)
             try:
                 rows, code = ray.get(ref)
-            except (ray.exceptions.TaskCancelledError, ray.exceptions.WorkerCrashedError,
-                    ray.exceptions.RayTaskError, ray.exceptions.RayError) as e:
+            except ray.exceptions.RayError as e:  # cancelled, its worker died, or it raised
                 rows = [_read_row(splan, i, sweep_dir) for i in group]
                 if cancelled_at is not None:
                     code = SIGNAL_EXIT.get(stop.requested or "SIGINT", 130)
@@ -216,10 +215,13 @@ def _collect(ray, splan, pending: dict, sweep_dir: Path, backend: Backend, stop,
                             else {**(r or _row(splan, i, sweep_dir, {})), "status": "interrupted"}
                             for i, r in zip(group, rows)]
                 else:
-                    what = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip()
+                    raised = isinstance(e, ray.exceptions.RayTaskError)
+                    cause = e.cause if raised and getattr(e, "cause", None) is not None else e
+                    what = f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}".strip(": ")
+                    how = "raised" if raised else f"failed after {backend.retries} retries"
                     reporter.error(f"pgax: the Ray task of {', '.join(_label(splan.values[i]) for i in group)} "
-                                   f"failed after {backend.retries} retries ({what}); its configurations are marked "
-                                   f"error, `pgax sweep --resume` runs them again")
+                                   f"{how} ({what}); its configurations are marked error, `pgax sweep --resume` "
+                                   f"runs them again")
                     code = EXIT_ERROR
                     rows = [{**_row(splan, i, sweep_dir, {}), "status": "error", "error": what} for i in group]
             yield group, rows, code

@@ -1,4 +1,5 @@
-"""Action distributions as pytrees: Categorical, DiagGaussian and SquashedGaussian (tanh of a Gaussian).
+"""Action distributions as pytrees: Categorical, FactorisedCategorical (MultiDiscrete actions), DiagGaussian
+and SquashedGaussian (tanh of a Gaussian).
 
 Layer 0 (math). Each distribution is an immutable pytree, so it can be returned from a jitted
 policy, vmapped over and differentiated through. Every method works on arbitrary leading batch
@@ -77,6 +78,57 @@ class Categorical:
         """
         p, v = self.probs, tangent.logits
         return Categorical(p * v - p * jnp.sum(p * v, axis=-1, keepdims=True))
+
+
+@struct.dataclass
+class FactorisedCategorical:
+    """π(a) = Π_d softmax(logits_d)_{a_d}: one independent categorical per action component (MultiDiscrete).
+
+    Attributes:
+        logits: [..., Σ_d n_d], the components' logits one after another.
+        nvec: (n_1, ..., n_D), static: the number of choices of each component.
+
+    Every quantity is the sum of the components' (they are independent): log π(a) = Σ_d log π_d(a_d),
+    H = Σ_d H_d, KL(p ‖ q) = Σ_d KL(p_d ‖ q_d); the Fisher matrix in the logits is block-diagonal.
+    """
+
+    logits: jax.Array
+    nvec: tuple[int, ...] = struct.field(pytree_node=False)
+
+    def components(self) -> list[Categorical]:
+        """The D categoricals, component d over logits[..., o_d : o_d + n_d]."""
+        out, start = [], 0
+        for n in self.nvec:
+            out.append(Categorical(self.logits[..., start:start + n]))
+            start += n
+        return out
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        """[..., D] int32 actions, a_d ~ π_d independently."""
+        keys = jax.random.split(key, len(self.nvec))
+        return jnp.stack([c.sample(k) for c, k in zip(self.components(), keys)], axis=-1)
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        """[...] log π(a) = Σ_d log π_d(a_d) for integer actions `action: [..., D]`."""
+        return sum(c.log_prob(action[..., d]) for d, c in enumerate(self.components()))
+
+    def entropy(self) -> jax.Array:
+        """[...] H = Σ_d H[π_d]."""
+        return sum(c.entropy() for c in self.components())
+
+    def kl(self, other: FactorisedCategorical) -> jax.Array:
+        """[...] KL(p ‖ q) = Σ_d KL(p_d ‖ q_d)."""
+        return sum(p.kl(q) for p, q in zip(self.components(), other.components()))
+
+    def mode(self) -> jax.Array:
+        """[..., D] the most likely action: argmax of each component."""
+        return jnp.stack([c.mode() for c in self.components()], axis=-1)
+
+    def fisher_vector_product(self, tangent: FactorisedCategorical) -> FactorisedCategorical:
+        """F v w.r.t. the logits, block by block: (diag(p_d) − p_d p_dᵀ) v_d for each component d."""
+        v = FactorisedCategorical(tangent.logits, self.nvec).components()
+        blocks = [c.fisher_vector_product(t).logits for c, t in zip(self.components(), v)]
+        return FactorisedCategorical(jnp.concatenate(blocks, axis=-1), self.nvec)
 
 
 @struct.dataclass
@@ -190,4 +242,4 @@ class SquashedGaussian:
         return self._squash(self.mean)
 
 
-Distribution = Categorical | DiagGaussian | SquashedGaussian
+Distribution = Categorical | FactorisedCategorical | DiagGaussian | SquashedGaussian

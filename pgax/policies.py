@@ -1,8 +1,9 @@
 """Parameterised policies: `init(key, obs) -> params` and `apply(params, obs) -> distribution`.
 
 Layer 1 (learning). An MLP actor (flax linen) with orthogonal initialisation, whose head is chosen
-from the action space: a Categorical over logits for `Discrete`, a DiagGaussian with a
-state-independent log standard deviation for `Box`.
+from the action space: a Categorical over logits for `Discrete`, one categorical per component for
+`MultiDiscrete` (FactorisedCategorical), a DiagGaussian with a state-independent log standard
+deviation for `Box`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pgax.distributions import Categorical, DiagGaussian, Distribution, SquashedGaussian
-from pgax.spaces import Box, Discrete, Space
+from pgax.distributions import Categorical, DiagGaussian, Distribution, FactorisedCategorical, SquashedGaussian
+from pgax.spaces import Box, Discrete, MultiDiscrete, Space
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"tanh": jnp.tanh, "relu": nn.relu}
 
@@ -61,6 +62,18 @@ class CategoricalActor(nn.Module):
         return Categorical(MLP(self.hidden_sizes, self.num_actions, self.activation, 0.01)(obs))
 
 
+class FactorisedCategoricalActor(nn.Module):
+    """π(a|s) = Π_d softmax(MLP(s)_d)_{a_d}: one torso, Σ_d n_d logits, one categorical per component."""
+
+    nvec: tuple[int, ...]
+    hidden_sizes: Sequence[int]
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> FactorisedCategorical:
+        return FactorisedCategorical(MLP(self.hidden_sizes, sum(self.nvec), self.activation, 0.01)(obs), self.nvec)
+
+
 class GaussianActor(nn.Module):
     """π(a|s) = N(MLP(s), diag(σ²)) with a learned state-independent log σ (initially `init_log_std`)."""
 
@@ -78,7 +91,8 @@ class GaussianActor(nn.Module):
 
 def mlp_policy(action_space: Space, hidden_sizes: Sequence[int] = (64, 64), activation: str = "tanh",
                init_log_std: float = 0.0) -> Model:
-    """The MLP actor for `action_space`: Categorical for Discrete, DiagGaussian for Box.
+    """The MLP actor for `action_space`: Categorical for Discrete, FactorisedCategorical for MultiDiscrete,
+    DiagGaussian for Box.
 
     Returns a `Model` whose `apply(params, obs: [..., obs_dim])` gives a distribution with batch
     shape [...].
@@ -87,10 +101,12 @@ def mlp_policy(action_space: Space, hidden_sizes: Sequence[int] = (64, 64), acti
         raise ValueError(f"unknown activation {activation!r}; use one of {sorted(ACTIVATIONS)}")
     if isinstance(action_space, Discrete):
         module = CategoricalActor(action_space.n, tuple(hidden_sizes), activation)
+    elif isinstance(action_space, MultiDiscrete):
+        module = FactorisedCategoricalActor(tuple(action_space.nvec), tuple(hidden_sizes), activation)
     elif isinstance(action_space, Box):
         module = GaussianActor(action_space.dim, tuple(hidden_sizes), activation, init_log_std)
     else:
-        raise TypeError(f"no policy for action space {action_space!r}; pgax supports Discrete and Box")
+        raise TypeError(f"no policy for action space {action_space!r}; pgax supports Discrete, MultiDiscrete and Box")
 
     def apply(params, obs: jax.Array) -> Distribution:
         return module.apply(params, obs)

@@ -39,7 +39,18 @@ class Box:
         return Box(tuple(int(s) for s in shape), tuple(float(x) for x in low), tuple(float(x) for x in high))
 
 
-Space = Discrete | Box
+@dataclass(frozen=True)
+class MultiDiscrete:
+    """D integer components, component d in {0, ..., nvec[d]-1} (e.g. several buttons pressed at once)."""
+
+    nvec: tuple[int, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.nvec),)
+
+
+Space = Discrete | MultiDiscrete | Box
 
 
 @runtime_checkable

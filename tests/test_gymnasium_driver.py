@@ -107,7 +107,8 @@ def _with_spaces(obs_space, action_space):
 
 DictObs = _with_spaces(gs.Dict({"a": gs.Box(-1, 1, (2,))}), gs.Discrete(2))
 TupleObs = _with_spaces(gs.Tuple((gs.Discrete(2), gs.Discrete(3))), gs.Discrete(2))
-MultiDiscreteAction = _with_spaces(gs.Box(-1, 1, (2,)), gs.MultiDiscrete([2, 3]))
+MultiDiscreteObs = _with_spaces(gs.MultiDiscrete([2, 3]), gs.Discrete(2))
+GridMultiDiscreteAction = _with_spaces(gs.Box(-1, 1, (2,)), gs.MultiDiscrete([[2, 3], [2, 2]]))
 MultiBinaryAction = _with_spaces(gs.Box(-1, 1, (2,)), gs.MultiBinary(3))
 
 
@@ -447,7 +448,8 @@ def test_normalisation_statistics_are_saved_restored_and_frozen_at_evaluation(tm
 
 
 @pytest.mark.parametrize("name,space", [("DictObs", "Dict"), ("TupleObs", "Tuple"),
-                                        ("MultiDiscreteAction", "MultiDiscrete"),
+                                        ("MultiDiscreteObs", "MultiDiscrete"),
+                                        ("GridMultiDiscreteAction", "nvec of shape (2, 2)"),
                                         ("MultiBinaryAction", "MultiBinary")])
 def test_unsupported_spaces_give_a_one_line_error_naming_the_space(name, space):
     with pytest.raises(ConfigError) as e:
@@ -483,6 +485,30 @@ def test_a_custom_env_trains_through_module_class(tmp_path):
     assert summary["final_return_mean"] >= 9.0
     assert {"config.yaml", "metrics.csv", "curve.png", "checkpoints"} <= {p.name for p in run_dir.iterdir()}
     assert "driver: gymnasium" in (run_dir / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("env_id, obs_dim, action", [("LunarLander-v3", 8, "Discrete(4)"),
+                                                     ("LunarLanderContinuous-v3", 8, "Box"),
+                                                     ("BipedalWalker-v3", 24, "Box")])
+def test_the_box2d_envs_are_installed_and_adapted(env_id, obs_dim, action):
+    """`make` installs Gymnasium's Box2D envs (gymnasium[box2d]); each adapts with its spaces."""
+    from pgax.spaces import Box, Discrete
+
+    env = make_gymnasium(env_id)
+    assert env.observation_space.shape == (obs_dim,)
+    space = env.action_space
+    assert (f"Discrete({space.n})" if isinstance(space, Discrete) else "Box") == action
+    assert isinstance(space, (Box, Discrete))
+
+
+def test_ppo_trains_on_lunar_lander_through_the_cli(tmp_path):
+    code = main(["train", "ppo", "--env", "LunarLander-v3", "--steps", "1024", "--seeds", "1", "--num-envs", "2",
+                 "--num-steps", "256", "--out", str(tmp_path), "--no-progress", "--eval-episodes", "1"])
+    assert code == 0
+    (run_dir,) = tmp_path.iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["steps"] == 1024
+    assert np.isfinite(summary["final_return_mean"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -365,7 +365,12 @@ MUTANTS: tuple[Mutant, ...] = (
            "pgax/distributed.py",
            "max_retries=backend.retries, retry_exceptions=False",
            "max_retries=0, retry_exceptions=False",
-           ("tests/test_ray.py::test_a_sweep_on_ray_equals_the_local_sweep_and_a_killed_worker_is_retried",)),
+           ("tests/test_ray.py::test_on_a_ray_cluster_sweeps_equal_local_ones_survive_killed_workers_and_resume",)),
+    Mutant("multidiscrete-first-component-only", "a MultiDiscrete action's log-probability counts its first component only",
+           "pgax/distributions.py",
+           "return sum(c.log_prob(action[..., d]) for d, c in enumerate(self.components()))",
+           "return self.components()[0].log_prob(action[..., 0])",
+           ("tests/test_multidiscrete.py",)),
 )
 
 

@@ -547,6 +547,9 @@ def make_offpac(config: OffPACConfig, env, num_iterations: int) -> Agent:
     Each transition's `log_prob` is the behaviour policy's log β(a|s) at acting time.
     """
     del num_iterations
+    if not isinstance(env.action_space, (Box, Discrete)):
+        raise ConfigError(f"offpac needs Discrete or Box actions (its Q critic takes one of them); this environment's "
+                          f"are {env.action_space!r}; use ppo, a2c, trpo or another on-policy preset")
     buffer = _prepare(config, env)
     policy = make_policy(config, env)
     q_init, q_sa, state_value = offpac_critic(config, env)

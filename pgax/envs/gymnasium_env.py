@@ -10,10 +10,11 @@ EnvId when imported). Modules are imported with the working directory on `sys.pa
 `python -m` would.
 
 Spaces: a Box observation is flattened to a float32 vector; a Discrete observation becomes a one-hot
-vector; Discrete actions are categorical, Box actions Gaussian. A Box action is clipped to the
+vector; Discrete actions are categorical, MultiDiscrete ones (a flat nvec) one categorical per
+component, Box actions Gaussian. A Box action is clipped to the
 space's bounds here, at the environment boundary only: the rollout's `Batch` keeps the sampled
-(unclipped) action and its log-probability. Other spaces (Dict, Tuple, MultiBinary, MultiDiscrete,
-Graph, Text, Sequence) are refused with a one-line `ConfigError` naming the space.
+(unclipped) action and its log-probability. Other spaces (Dict, Tuple, MultiBinary, Graph, Text,
+Sequence; MultiDiscrete observations) are refused with a one-line `ConfigError` naming the space.
 
 Vector envs use `AutoresetMode.SAME_STEP`: an episode that ends at step t is reset within that
 step, its true last observation is `info["final_obs"][i]` (mask `info["_final_obs"]`), so the
@@ -33,7 +34,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from pgax.errors import ConfigError
-from pgax.spaces import Box, Discrete, Space
+from pgax.spaces import Box, Discrete, MultiDiscrete, Space
 
 DRIVERS = ("auto", "jax", "gymnasium", "gymnasium-async")
 
@@ -106,7 +107,8 @@ def _resolve(env_id: str) -> tuple[Callable[[], Any], str]:
 
 def _unsupported(space, what: str, env_id: str) -> ConfigError:
     return ConfigError(f"{env_id}: its {what} space {type(space).__name__} is not supported; pgax handles "
-                       "Discrete and Box spaces (flatten it with a Gymnasium wrapper such as FlattenObservation)")
+                       "Discrete and Box observations and Discrete, MultiDiscrete and Box actions (flatten it with a Gymnasium "
+                       "wrapper such as FlattenObservation)")
 
 
 def convert_spaces(obs_space, action_space, env_id: str):
@@ -136,6 +138,16 @@ def convert_spaces(obs_space, action_space, env_id: str):
 
         def to_env_action(a):
             return np.asarray(a, np.int64).reshape(-1) + start
+    elif isinstance(action_space, gs.MultiDiscrete):
+        if len(action_space.nvec.shape) != 1:
+            raise ConfigError(f"{env_id}: its MultiDiscrete action space has nvec of shape {action_space.nvec.shape}; "
+                              "pgax handles a flat nvec (wrap the env to flatten its actions)")
+        act = MultiDiscrete(tuple(int(n) for n in action_space.nvec))
+        start_vec = np.asarray(action_space.start, np.int64)
+        d, env_dtype = len(act.nvec), action_space.dtype
+
+        def to_env_action(a):
+            return (np.asarray(a, np.int64).reshape(-1, d) + start_vec).astype(env_dtype, copy=False)
     elif isinstance(action_space, gs.Box):
         shape = tuple(int(s) for s in action_space.shape) or (1,)
         act = Box.from_bounds(shape, np.asarray(action_space.low, np.float64), np.asarray(action_space.high, np.float64))

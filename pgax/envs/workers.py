@@ -40,8 +40,8 @@ seeds: the same observations, rewards and flags, in the same order; an episode t
 is reset within that step and its final observation is `info["final_obs"][i]` (mask
 `info["_final_obs"]`). The info dict holds only those two keys: the copies' own info entries are
 dropped, because shipping them between processes costs more than the step itself. Observation
-spaces: Box and Discrete (what pgax trains on); action spaces: Box and Discrete, and actions reach
-a copy as arrays (scalars for Discrete) of the action space's dtype.
+spaces: Box and Discrete (what pgax trains on); action spaces: Box, Discrete and MultiDiscrete, and
+actions reach a copy as arrays (scalars for Discrete) of the action space's dtype.
 
 Workers are started by a forkserver (forking a process whose JAX threads run is unsafe); the env
 factories travel with cloudpickle, as in `AsyncVectorEnv`, so lambdas work. A worker ignores
@@ -334,9 +334,10 @@ class WorkerVectorEnv(VectorEnv):
                 self._receive()
             else:
                 obs_space, action_space, metadata = self._receive()[0]
-            for space, kind in ((obs_space, "observation"), (action_space, "action")):
-                if not isinstance(space, (spaces.Box, spaces.Discrete)):
-                    raise ValueError(f"WorkerVectorEnv steps Box and Discrete {kind} spaces, "
+            for space, kind, kinds in ((obs_space, "observation", (spaces.Box, spaces.Discrete)),
+                                       (action_space, "action", (spaces.Box, spaces.Discrete, spaces.MultiDiscrete))):
+                if not isinstance(space, kinds):
+                    raise ValueError(f"WorkerVectorEnv steps {', '.join(k.__name__ for k in kinds)} {kind} spaces, "
                                      f"not {type(space).__name__}")
             self._D, self._A = _flat_size(obs_space), _flat_size(action_space)
             self._share_steps()
