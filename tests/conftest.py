@@ -18,3 +18,31 @@ elif "PGAX_TEST_SESSION_CACHE" not in os.environ:  # the controller (or a run wi
 def pytest_unconfigure(config):
     if globals().get("_OWN_CACHE") and not hasattr(config, "workerinput"):
         shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+
+
+# `--dist loadgroup` sends the tests of one `xdist_group` to one worker by suffixing their node ids
+# with "@group". pytest-xdist 3.8 writes the suffix to `item._nodeid`, which pytest 9 no longer reads
+# (a node id is the structured `item._id`), so the marks had no effect. This puts the suffix where
+# pytest 9 reads it; with an xdist that does it itself, the id already ends in "@group" and is kept.
+def _grouped_node_id(node_id, group: str):
+    import dataclasses
+
+    from _pytest.nodeid import NodeId
+
+    @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+    class GroupedNodeId(NodeId):
+        group: str = ""
+
+        def __str__(self) -> str:
+            return f"{NodeId.__str__(self)}@{self.group}"
+
+    return GroupedNodeId(path=node_id.path, names=node_id.names, params=node_id.params, group=group)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        groups = {str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")}
+        if groups and "@" not in item.nodeid and hasattr(item, "_id"):
+            item._id = _grouped_node_id(item._id, "_".join(sorted(groups)))
