@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-PGAX = str(Path(sys.executable).with_name("pgax"))
+from sweep_ppo_cartpole import PGAX, timed  # benchmarks/ is the script's folder, first on sys.path
 
 
 def task_latency() -> dict:
@@ -47,13 +43,6 @@ def task_latency() -> dict:
         times.append(time.perf_counter() - t)
     ray.shutdown()
     return {"ray_init_s": init_s, "first_task_s": first_s, "empty_task_round_trip_ms": 1e3 * statistics.mean(times)}
-
-
-def timed(argv: list[str]) -> float:
-    env = {**os.environ, "PGAX_CACHE_DIR": tempfile.mkdtemp(prefix="pgax-bench-cache-")}
-    t = time.perf_counter()
-    subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t
 
 
 def main() -> None:
