@@ -557,7 +557,8 @@ def sweep_command(args: list[str]) -> int:
     preflight(backend)
     if resume is not None:
         if rest or grid_args or space_args or sweep_file or options:
-            raise ConfigError("pgax sweep --resume SWEEP_DIR takes no other options; the sweep's own are kept")
+            raise ConfigError("pgax sweep --resume SWEEP_DIR takes no other options but where to run (--backend, "
+                              "--address, --task-cpus, --task-gpus, --retries); the sweep's own are kept")
         out = Path(resume)
         found = search_.load_search(out)
         if found is not None:
