@@ -1,7 +1,7 @@
 """Critics: state values V_w(s) and action values Q_φ(s, a).
 
 Layer 1 (learning). Each is a `Model`: the state-value critic V_w(s) (`init(key, obs)`, `apply(params,
-obs)`) is an MLP with a scalar head (orthogonal gain 1); the action-value critic of the off-policy
+obs)`) is an MLP with a scalar head (orthogonal gain 1), on image features when it has an encoder; the action-value critic of the off-policy
 presets is an MLP of the concatenation [s, a] (`init(key, obs, action)`, `apply(params, obs, action)`)
 for Box actions, or of s with one output per action for Discrete ones (`apply(params, obs) -> [..., A]`).
 """
@@ -10,17 +10,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from pgax.policies import ACTIVATIONS, MLP, Model
 
 
-def mlp_value(hidden_sizes: Sequence[int] = (64, 64), activation: str = "tanh") -> Model:
-    """V_w(s): `apply(params, obs: [..., obs_dim]) -> [...]` state values."""
+class EncodedMLP(nn.Module):
+    """MLP(φ(s)): an encoder's features (a `ConvEncoder`) fed to an MLP; [..., obs_dim] → [..., out_dim]."""
+
+    encoder: nn.Module
+    mlp: MLP
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return self.mlp(self.encoder(obs))
+
+
+def mlp_value(hidden_sizes: Sequence[int] = (64, 64), activation: str = "tanh",
+              encoder: nn.Module | None = None) -> Model:
+    """V_w(s): `apply(params, obs: [..., obs_dim]) -> [...]` state values, MLP(s) or MLP(φ(s)) with `encoder`."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; use one of {sorted(ACTIVATIONS)}")
     module = MLP(tuple(hidden_sizes), 1, activation, 1.0)
+    if encoder is not None:
+        module = EncodedMLP(encoder, module)
 
     def apply(params, obs: jax.Array) -> jax.Array:
         return module.apply(params, obs)[..., 0]

@@ -52,7 +52,7 @@ def test_one_step_on_the_joint_loss():
     """With SGD(1) the update is θ − ∇[−mean log π Â + c_v ½ mean (V − target)² − c_e mean H]."""
     env = counter_env()
     cfg = A2CConfig(hidden_sizes=(8,))
-    policy, critic = make_policy(cfg, env), make_value(cfg)
+    policy, critic = make_policy(cfg, env), make_value(cfg, env)
     key_p, key_v = jax.random.split(seeded_key(0))
     obs = jnp.linspace(0.0, 1.0, 12).reshape(6, 2, 1)
     params = {"policy": policy.init(key_p, obs[0, 0]), "value": critic.init(key_v, obs[0, 0])}

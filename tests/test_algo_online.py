@@ -51,7 +51,7 @@ def test_td_ac_learn_is_the_per_step_semi_gradient_update():
     cfg = TDACConfig(num_envs=3, num_steps=2, gamma=0.9, actor_lr=0.3, critic_lr=0.2, optimizer="sgd",
                      discount_weighting=True, hidden_sizes=(8,))
     agent = make_td_ac(cfg, CARTPOLE, 1)
-    policy, critic = make_policy(cfg, CARTPOLE), make_value(cfg)
+    policy, critic = make_policy(cfg, CARTPOLE), make_value(cfg, CARTPOLE)
     state = agent.init(seeded_key(0), jnp.zeros(4))
     # env 1 terminates and env 2 is truncated after step 0; their I restart at 1 for step 1.
     batch = random_batch(1, 2, 3, terminated=[(0, 1)], truncated=[(0, 2)])
@@ -93,7 +93,7 @@ def test_truncation_bootstraps_unless_told_otherwise():
         agent = make_td_ac(cfg, CARTPOLE, 1)
         state = agent.init(seeded_key(0), jnp.zeros(4))
         results[bootstrap] = agent.learn(state, batch, seeded_key(0))[1]["td_error"]
-        critic, w = make_value(cfg), state.params["value"]
+        critic, w = make_value(cfg, CARTPOLE), state.params["value"]
         v, v_next = critic.apply(w, batch.obs[0]), critic.apply(w, batch.next_obs[0])
         expected = 0.5 * batch.reward[0] + (cfg.gamma * v_next if bootstrap else 0.0) - v
         np.testing.assert_allclose(results[bootstrap], jnp.mean(expected), rtol=1e-5, atol=1e-6)
@@ -121,7 +121,7 @@ def test_traces_follow_the_backward_view_and_reset_at_episode_ends():
                            actor_lr=0.0, critic_lr=0.0, optimizer="sgd", discount_weighting=True,
                            hidden_sizes=(8,))
     agent = make_td_lambda_ac(cfg, CARTPOLE, 1)
-    policy, critic = make_policy(cfg, CARTPOLE), make_value(cfg)
+    policy, critic = make_policy(cfg, CARTPOLE), make_value(cfg, CARTPOLE)
     state = agent.init(seeded_key(6), jnp.zeros(4))
     # env 0 terminates after step 1; env 1 is truncated after the last step; env 2 runs through.
     batch = random_batch(7, 4, 3, terminated=[(1, 0)], truncated=[(3, 1)])

@@ -63,7 +63,7 @@ def make_a2c(config: A2CConfig, env, num_iterations: int) -> Agent:
     `num_iterations` (one optimizer step each) sets the learning-rate annealing horizon.
     """
     policy = make_policy(config, env)
-    critic = make_value(config)
+    critic = make_value(config, env)
     lr = annealed(config, num_iterations)
     if config.optimizer == "adam":
         base = optax.adam(lr, eps=config.optimizer_eps)

@@ -60,6 +60,11 @@ class NetworkBlock:
     """Hidden layer widths of the actor and critic MLPs."""
     activation: str = "tanh"
     """Hidden activation: tanh or relu."""
+    network: str = "auto"
+    """Observation torso before the MLP of --policy mlp: auto (for image observations nature_cnn when both
+    sides are ≥ 36 pixels, else cnn; nothing for vectors), mlp (images read as flat vectors), cnn (MinAtar:
+    one 3×3 conv of 16), nature_cnn (DQN: 8×8/4 conv 32, 4×4/2 conv 64, 3×3/1 conv 64). Actor and critic
+    each have their own."""
     policy: str = "mlp"
     """Policy: mlp (Categorical / Gaussian head), linear (the seeds' linear Gaussian N(θ·s, σ²)), linear_gain
     (u = −Kx + σξ), tabular (softmax table on one-hot observations)."""

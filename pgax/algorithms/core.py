@@ -31,11 +31,15 @@ from pgax import estimators
 from pgax.batch import Batch
 from pgax.critics import mlp_value
 from pgax.errors import ConfigError
-from pgax.policies import (ACTIVATIONS, Model, linear_gain_policy, linear_gaussian_policy, mlp_policy,
-                            tabular_softmax_policy)
-from pgax.spaces import Box, Discrete
+from pgax.policies import (ACTIVATIONS, CONV_STACKS, Model, conv_encoder, linear_gain_policy, linear_gaussian_policy,
+                            mlp_policy, tabular_softmax_policy)
+from pgax.spaces import Box, Discrete, image_layout
 
 POLICY_KINDS = ("mlp", "linear", "tabular", "linear_gain")
+NETWORK_KINDS = ("auto", "mlp") + tuple(CONV_STACKS)
+NATURE_CNN_MIN_SIDE = 36
+"""The smallest image side for which `--network auto` picks nature_cnn (its stack needs 36 pixels
+to keep a 1 × 1 map); smaller images get the MinAtar cnn."""
 
 
 @struct.dataclass
@@ -156,12 +160,46 @@ def check_network(config) -> None:
     kind = getattr(config, "policy", "mlp")
     if kind not in POLICY_KINDS:
         raise ConfigError(f"--policy {kind!r} is not known; use one of {', '.join(POLICY_KINDS)}")
+    network = getattr(config, "network", "mlp")
+    if network not in NETWORK_KINDS:
+        raise ConfigError(f"--network {network!r} is not known; use one of {', '.join(NETWORK_KINDS)}")
+    if network in CONV_STACKS and kind != "mlp":
+        raise ConfigError(f"--network {network} is a torso for --policy mlp, not --policy {kind}; "
+                          "drop --network or use --policy mlp")
+
+
+def make_encoder(config, env):
+    """The observation encoder of `config.network` on `env`, or None for a plain MLP.
+
+    - "auto" (default): for image observations (`spaces.image_layout`), nature_cnn when both sides are
+      at least NATURE_CNN_MIN_SIDE pixels, else cnn; None for vector observations;
+    - "mlp": None (images are read as flat vectors);
+    - "cnn" / "nature_cnn": that stack (`policies.CONV_STACKS`); a ConfigError when the observation
+      is not an image or is too small for it.
+    Configs without a `network` field (the off-policy presets) and policies other than mlp get None.
+    """
+    network = getattr(config, "network", "mlp")
+    if network == "mlp" or getattr(config, "policy", "mlp") != "mlp":
+        return None
+    layout = image_layout(env.observation_space)
+    if layout is None:
+        if network == "auto":
+            return None
+        raise ConfigError(f"--network {network} needs image observations; {getattr(env, 'name', 'the environment')}'s are vectors of "
+                          f"{env.observation_space.dim} features. Use --network mlp")
+    if network == "auto":
+        network = "nature_cnn" if min(layout.height, layout.width) >= NATURE_CNN_MIN_SIDE else "cnn"
+    try:
+        return conv_encoder(layout, network)
+    except ValueError as error:
+        raise ConfigError(f"--network: {error}") from None
 
 
 def make_policy(config, env) -> Model:
     """The policy a config asks for on `env`'s spaces (`config.policy`, default "mlp"):
 
-    - "mlp": `mlp_policy` — Categorical for Discrete actions, state-independent-log-std Gaussian for Box;
+    - "mlp": `mlp_policy` — Categorical for Discrete actions, state-independent-log-std Gaussian for Box,
+      on the features of `make_encoder(config, env)` (a CNN for image observations);
     - "linear": the seeds' linear Gaussian N(θ_{1:d}·s, θ_{d+1}²) (scalar Box action, e.g. the
       simple regulator; `config.linear_init` sets θ0 when the config has it);
     - "tabular": softmax over a table θ[s] (one-hot observations, Discrete actions; tabular MDPs);
@@ -172,7 +210,7 @@ def make_policy(config, env) -> Model:
     obs_space, action_space = env.observation_space, env.action_space
     if kind == "mlp":
         return mlp_policy(action_space, config.hidden_sizes, config.activation,
-                          getattr(config, "init_log_std", 0.0))
+                          getattr(config, "init_log_std", 0.0), make_encoder(config, env))
     if kind == "linear":
         if not (isinstance(action_space, Box) and action_space.dim == 1):
             raise ConfigError(f"--policy linear needs a scalar Box action; this environment's is {action_space!r}. "
@@ -193,9 +231,10 @@ def make_policy(config, env) -> Model:
     raise ConfigError(f"--policy {kind!r} is not known; use one of {', '.join(POLICY_KINDS)}")
 
 
-def make_value(config) -> Model:
-    """The state-value critic V_w(s): an MLP of the config's hidden sizes and activation."""
-    return mlp_value(config.hidden_sizes, config.activation)
+def make_value(config, env) -> Model:
+    """The state-value critic V_w(s): an MLP of the config's hidden sizes and activation, on the
+    features of its own encoder `make_encoder(config, env)` (none for vector observations)."""
+    return mlp_value(config.hidden_sizes, config.activation, make_encoder(config, env))
 
 
 def add_gae(batch: Batch, value_apply: Callable, value_params, gamma: float, lambda_: float) -> Batch:

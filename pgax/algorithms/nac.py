@@ -226,7 +226,7 @@ def make_nac(config: NACConfig, env, num_iterations: int) -> Agent:
     params["value"] (composed by `updates.actor_critic`)."""
     del num_iterations
     policy = make_policy(config, env)
-    critic = make_value(config)
+    critic = make_value(config, env)
     rule = actor_critic(
         natural_actor(policy.apply, step=config.step, max_kl=config.max_kl, lr=config.lr, damping=config.cg_damping,
                       cg_iters=config.cg_iters, cg_tol=config.cg_tol,

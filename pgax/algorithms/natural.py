@@ -165,7 +165,7 @@ def _make_natural(config, env, policy_rule_factory) -> Agent:
 
         return Agent(init, act, act_deterministic, learn)
 
-    critic = make_value(config)
+    critic = make_value(config, env)
     rule = actor_critic(policy_rule, value_regression(critic.apply, optax.adam(config.critic_lr),
                                                       epochs=config.critic_epochs,
                                                       minibatches=config.critic_minibatches))

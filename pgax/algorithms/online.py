@@ -196,7 +196,7 @@ def make_td_ac(config: TDACConfig, env, num_iterations: int) -> Agent:
     annealing horizon (`anneal_lr`). `learn(state, batch [T, N], key)` requires N = config.num_envs.
     """
     policy = make_policy(config, env)
-    critic = make_value(config)
+    critic = make_value(config, env)
     actor_opt = online_optimizer(config, config.actor_lr, num_iterations)
     critic_opt = online_optimizer(config, config.critic_lr, num_iterations)
 
@@ -244,7 +244,7 @@ def make_td_lambda_ac(config: TDLambdaACConfig, env, num_iterations: int) -> Age
     direction outside the trace, as in td_ac.
     """
     policy = make_policy(config, env)
-    critic = make_value(config)
+    critic = make_value(config, env)
     actor_opt = online_optimizer(config, config.actor_lr, num_iterations)
     critic_opt = online_optimizer(config, config.critic_lr, num_iterations)
     value_grad = jax.vmap(jax.grad(lambda w, o: critic.apply(w, o)), in_axes=(None, 0))

@@ -50,7 +50,7 @@ def make_ppo(config: PPOConfig, env, num_iterations: int) -> Agent:
     `num_iterations` (rollout-update cycles in the run) sets the learning-rate annealing horizon.
     """
     policy = make_policy(config, env)
-    critic = make_value(config)
+    critic = make_value(config, env)
     lr = annealed(config, num_iterations * config.epochs * config.minibatches)
     optimizer = clip_then(config, optax.adam(lr, eps=config.optimizer_eps))
     rule = ppo_clip(policy.apply, critic.apply, optimizer, clip_eps=config.clip_eps, vf_coef=config.vf_coef,

@@ -55,7 +55,7 @@ def make_ppo_kl(config: PPOKLConfig, env, num_iterations: int) -> Agent:
     `num_iterations` sets the policy learning-rate annealing horizon.
     """
     policy = make_policy(config, env)
-    critic = make_value(config)
+    critic = make_value(config, env)
     lr = annealed(config, num_iterations * config.epochs * config.minibatches)
     policy_optimizer = clip_then(config, optax.adam(lr, eps=config.optimizer_eps))
     rule = actor_critic(

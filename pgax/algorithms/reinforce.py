@@ -261,7 +261,7 @@ def make_reinforce_baseline(config: ReinforceBaselineConfig, env, num_iterations
     whose episode ends in this window (`sample_weight`). State and annealing as for `make_reinforce`.
     """
     policy = make_policy(config, env)
-    critic = make_value(config)
+    critic = make_value(config, env)
     rule = actor_critic(_policy_rule(config, policy, num_iterations),
                         value_regression(critic.apply, optax.adam(config.critic_lr), epochs=config.critic_epochs,
                                          minibatches=config.critic_minibatches))

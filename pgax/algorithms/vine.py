@@ -160,7 +160,7 @@ def make_vine(config: VineConfig, env, num_iterations: int) -> Agent:
         raise ConfigError(f"--branch-actions all enumerates a Discrete action space; this environment's is "
                           f"{env.action_space!r}: use --branch-actions sampled")
     policy = make_policy(config, env)
-    critic = make_value(config)
+    critic = make_value(config, env)
     value_rule = value_regression(critic.apply, optax.adam(config.critic_lr, eps=1e-5), epochs=config.critic_epochs,
                                   minibatches=config.critic_minibatches)
     self_normalised = config.branch_actions == "sampled"

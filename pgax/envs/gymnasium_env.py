@@ -9,7 +9,8 @@ subclass, constructed without arguments) or Gymnasium's own `module:EnvId` (the 
 EnvId when imported). Modules are imported with the working directory on `sys.path`, as
 `python -m` would.
 
-Spaces: a Box observation is flattened to a float32 vector; a Discrete observation becomes a one-hot
+Spaces: a Box observation is flattened to a float32 vector (an image keeps its shape as the Box's
+`source_shape`, for a CNN policy); a Discrete observation becomes a one-hot
 vector; Discrete actions are categorical, MultiDiscrete ones (a flat nvec) one categorical per
 component, Box actions Gaussian. A Box action is clipped to the
 space's bounds here, at the environment boundary only: the rollout's `Batch` keeps the sampled
@@ -118,7 +119,7 @@ def convert_spaces(obs_space, action_space, env_id: str):
     if isinstance(obs_space, gs.Box):
         dim = int(np.prod(obs_space.shape)) if obs_space.shape else 1
         obs = Box.from_bounds((dim,), np.asarray(obs_space.low, np.float64).reshape(-1),
-                              np.asarray(obs_space.high, np.float64).reshape(-1))
+                              np.asarray(obs_space.high, np.float64).reshape(-1), source_shape=obs_space.shape)
 
         def obs_to_array(o):
             return np.asarray(o, np.float32).reshape(len(o), dim)

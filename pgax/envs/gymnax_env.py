@@ -1,7 +1,7 @@
 """Adapter from gymnax environments to `JaxEnv`.
 
-Observations are flattened to vectors (MinAtar's [10, 10, c] grids become 100·c features) and cast
-to float32; Discrete actions are passed as int32 scalars, Box actions as arrays of the space's
+Observations are flattened to vectors (MinAtar's [10, 10, c] grids become 100·c features, their
+Box keeping the grid's shape as `source_shape` for a CNN policy) and cast to float32; Discrete actions are passed as int32 scalars, Box actions as arrays of the space's
 shape, clipped to its bounds at the environment boundary.
 """
 
@@ -72,7 +72,7 @@ def make_gymnax(env_id: str, **env_param_overrides) -> JaxEnv:
     obs_space = _convert_space(env.observation_space(params), "observation", env_id)
     if not isinstance(obs_space, Box):
         raise ConfigError(f"{env_id}: discrete observations are not supported yet; use a Box-observation env")
-    obs_space = Box.from_bounds((obs_space.dim,), obs_space.low, obs_space.high)
+    obs_space = Box.from_bounds((obs_space.dim,), obs_space.low, obs_space.high, source_shape=obs_space.shape)
     action_space = _convert_space(env.action_space(params), "action", env_id)
 
     if isinstance(action_space, Box):
