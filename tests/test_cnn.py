@@ -8,13 +8,14 @@ import pytest
 
 from pgax.algorithms.a2c import A2CConfig
 from pgax.algorithms.core import make_encoder, make_policy, make_value
-from pgax.algorithms.ppo import PPOConfig
+from pgax.algorithms.ppo import PPOConfig, make_ppo
 from pgax.cli import main
 from pgax.envs import make
 from pgax.errors import ConfigError
 from pgax.policies import ConvEncoder, PatchConv, conv_encoder, mlp_policy
 from pgax.spaces import Box, Discrete, ImageLayout, image_layout
 from tests.helpers import seeded_key
+from tests.learning import LearningClaim, preset_returns
 
 
 class _ImageEnv:
@@ -121,3 +122,20 @@ def test_bad_network_flags_are_one_line_and_exit_2(argv, message, capsys, tmp_pa
     err = capsys.readouterr().err
     assert code == 2 and message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+MINATAR_CONFIG = PPOConfig(num_envs=16, num_steps=128, minibatches=4, epochs=4, lr=1e-3, activation="relu",
+                           hidden_sizes=(64,), network="cnn")
+BREAKOUT = LearningClaim("ppo cnn Breakout-MinAtar 65k", preset_returns, {"train_return": (">=", 2.4)},
+                         measure_kwargs=dict(make=make_ppo, config=MINATAR_CONFIG, steps=65_536, eval_episodes=0,
+                                             env_id="Breakout-MinAtar"))
+
+
+@pytest.mark.slow
+def test_ppo_with_the_minatar_cnn_learns_breakout():
+    """PPO with the MinAtar CNN, 16 envs × 128 steps, lr 1e-3, 65,536 steps: the mean training return
+    of the last 10 iterations ≥ 2.4 for at least 4 of 5 seeds (a uniform policy scores about 0.6).
+    Calibrated on seeds 0-4, 100-104, 200-204, 300-304: 20 of 20 at 2.65-3.42 (median 3.05). The same
+    run with `network="mlp"` (the grid as 400 features) gave 1.54-2.26 on those 20 seeds, so the claim
+    also fails when the convolution is bypassed."""
+    BREAKOUT.check()
