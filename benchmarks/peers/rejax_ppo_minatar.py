@@ -1,6 +1,6 @@
 """rejax PPO on a gymnax MinAtar game, seeds vmapped in one jitted program (run in benchmarks/.venv-rejax).
 
-    benchmarks/.venv-rejax/bin/python benchmarks/peers/rejax_ppo_minatar.py --env Breakout-MinAtar --steps 262144
+    benchmarks/.venv-rejax/bin/python benchmarks/peers/rejax_ppo_minatar.py --env Breakout-MinAtar --steps 262144 [--epochs 4]
 
 Settings match benchmarks/ppo_minatar.py with `--network mlp` (rejax's PPO has MLP torsos only, on the
 flattened grid): 64 envs × 128 steps, 4 epochs, 8 minibatches, one hidden layer of 256 ReLU units,
@@ -30,9 +30,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=262_144)
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args()
     algo = rejax.PPO.create(env=args.env, total_timesteps=args.steps, eval_freq=args.steps,
-                            skip_initial_evaluation=True, num_envs=64, num_steps=128, num_epochs=4,
+                            skip_initial_evaluation=True, num_envs=64, num_steps=128, num_epochs=args.epochs,
                             num_minibatches=8, learning_rate=5e-4, max_grad_norm=0.5, gamma=0.99, gae_lambda=0.95,
                             clip_eps=0.2, ent_coef=0.01, vf_coef=0.5,
                             agent_kwargs={"hidden_layer_sizes": (256,), "activation": "relu"})
