@@ -139,3 +139,18 @@ def test_ppo_with_the_minatar_cnn_learns_breakout():
     run with `network="mlp"` (the grid as 400 features) gave 1.54-2.26 on those 20 seeds, so the claim
     also fails when the convolution is bypassed."""
     BREAKOUT.check()
+
+
+def test_the_gymnasium_adapter_keeps_the_shape_of_a_pixel_observation():
+    import gymnasium as gym
+
+    from pgax.envs.gymnasium_env import convert_spaces
+
+    pixels = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    obs_space, _, obs_to_array, _ = convert_spaces(pixels, gym.spaces.Discrete(6), "Frames")
+    assert obs_space.shape == (4 * 84 * 84,) and obs_space.source_shape == (4, 84, 84)
+    assert image_layout(obs_space) == ImageLayout(84, 84, 4, channels_first=True, scale=1.0 / 255.0)
+    frames = np.random.default_rng(0).integers(0, 256, (2, 4, 84, 84), dtype=np.uint8)
+    np.testing.assert_array_equal(obs_to_array(frames), frames.reshape(2, -1).astype(np.float32))
+    vector, _, _, _ = convert_spaces(gym.spaces.Box(-1.0, 1.0, (3,)), gym.spaces.Discrete(2), "Vector")
+    assert vector.source_shape is None
