@@ -1,6 +1,7 @@
 """The Gymnasium host driver: equivalence with the jitted driver, time limits, normalisation,
 custom envs through module:Class, unsupported spaces, and PPO learning on Gymnasium CartPole."""
 
+import copy
 import json
 from statistics import NormalDist
 
@@ -93,9 +94,14 @@ class EchoAction(gymnasium.Env):
 
 
 def _with_spaces(obs_space, action_space):
+    """An env of these spaces whose observations are samples of its own copy of the space, seeded by reset."""
+
     class E(gymnasium.Env):
         def reset(self, *, seed=None, options=None):
             super().reset(seed=seed)
+            if seed is not None:
+                self.observation_space = copy.deepcopy(type(self).observation_space)
+                self.observation_space.seed(seed)
             return self.observation_space.sample(), {}
 
         def step(self, action):
@@ -105,8 +111,11 @@ def _with_spaces(obs_space, action_space):
     return E
 
 
-DictObs = _with_spaces(gs.Dict({"a": gs.Box(-1, 1, (2,))}), gs.Discrete(2))
-TupleObs = _with_spaces(gs.Tuple((gs.Discrete(2), gs.Discrete(3))), gs.Discrete(2))
+DictObs = _with_spaces(gs.Dict({"b": gs.Box(-1, 1, (2, 2)), "a": gs.Discrete(3, start=-1),
+                                 "c": gs.Tuple((gs.MultiDiscrete([2, 3]), gs.MultiBinary(2)))}), gs.Discrete(2))
+TupleObs = _with_spaces(gs.Tuple((gs.Discrete(2), gs.Box(0, 1, (3,)))), gs.Discrete(2))
+SequenceInDictObs = _with_spaces(gs.Dict({"a": gs.Box(-1, 1, (2,)), "s": gs.Sequence(gs.Discrete(2))}), gs.Discrete(2))
+GraphInTupleObs = _with_spaces(gs.Tuple((gs.Discrete(2), gs.Graph(gs.Box(0, 1, (2,)), None))), gs.Discrete(2))
 MultiDiscreteObs = _with_spaces(gs.MultiDiscrete([2, 3]), gs.Discrete(2))
 GridMultiDiscreteAction = _with_spaces(gs.Box(-1, 1, (2,)), gs.MultiDiscrete([[2, 3], [2, 2]]))
 MultiBinaryAction = _with_spaces(gs.Box(-1, 1, (2,)), gs.MultiBinary(3))
@@ -447,7 +456,8 @@ def test_normalisation_statistics_are_saved_restored_and_frozen_at_evaluation(tm
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name,space", [("DictObs", "Dict"), ("TupleObs", "Tuple"),
+@pytest.mark.parametrize("name,space", [("SequenceInDictObs", "observation['s'] is a Sequence space"),
+                                        ("GraphInTupleObs", "observation[1] is a Graph space"),
                                         ("MultiDiscreteObs", "MultiDiscrete"),
                                         ("GridMultiDiscreteAction", "nvec of shape (2, 2)"),
                                         ("MultiBinaryAction", "MultiBinary")])
@@ -455,6 +465,24 @@ def test_unsupported_spaces_give_a_one_line_error_naming_the_space(name, space):
     with pytest.raises(ConfigError) as e:
         make_gymnasium(f"{MODULE}:{name}")
     assert space in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["DictObs", "TupleObs"])
+def test_dict_and_tuple_observations_are_flattened_as_gymnasium_flattens_them(name):
+    env = make_gymnasium(f"{MODULE}:{name}")
+    space = globals()[name].observation_space
+    flat = gs.flatten_space(space)
+    assert env.observation_space.shape == flat.shape and env.observation_space.source_shape is None
+    np.testing.assert_array_equal(env.observation_space.low, flat.low.astype(np.float64))
+    if name == "DictObs":  # keys in order a, b, c: a one-hot of 3, 4 box values, one-hots of 2 and 3, 2 bits
+        assert flat.shape == (3 + 4 + 2 + 3 + 2,)
+    vec = make_vector(env, 3)
+    obs, _ = vec_reset = vec.reset(seed=[4, 5, 6])
+    plain = [globals()[name]() for _ in range(3)]
+    expected = [gs.flatten(space, e.reset(seed=s)[0]) for e, s in zip(plain, (4, 5, 6))]
+    np.testing.assert_allclose(env.obs_to_array(obs), np.stack(expected).astype(np.float32))
+    assert vec_reset[0].shape == (3,) + flat.shape
+    vec.close()
 
 
 def test_bad_env_ids_and_broken_envs_are_reported(capsys):
@@ -467,9 +495,10 @@ def test_bad_env_ids_and_broken_envs_are_reported(capsys):
     assert check_gymnasium_env(f"{MODULE}:GuessSign")[0] == []
     assert main(["check-env", f"{MODULE}:NaNReward"]) == 2
     assert main(["check-env", f"{MODULE}:GuessSign"]) == 0
-    assert main(["check-env", f"{MODULE}:DictObs"]) == 2
+    assert main(["check-env", f"{MODULE}:SequenceInDictObs"]) == 2
     err = capsys.readouterr().err
-    assert "Dict" in err and "not finite" in err
+    assert "Sequence" in err and "not finite" in err
+    assert main(["check-env", f"{MODULE}:DictObs"]) == 0  # flattened
     assert main(["train", "ppo", "--env", f"{MODULE}:NaNReward", "--no-progress"]) == 2
     assert main(["train", "ppo", "--env", "SimpleRegulator-v0", "--driver", "gymnasium", "--no-progress"]) == 2
 

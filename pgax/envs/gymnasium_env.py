@@ -14,7 +14,9 @@ Spaces: a Box observation is flattened to a float32 vector (an image keeps its s
 vector; Discrete actions are categorical, MultiDiscrete ones (a flat nvec) one categorical per
 component, Box actions Gaussian. A Box action is clipped to the
 space's bounds here, at the environment boundary only: the rollout's `Batch` keeps the sampled
-(unclipped) action and its log-probability. Other spaces (Dict, Tuple, MultiBinary, Graph, Text,
+(unclipped) action and its log-probability. A Dict or Tuple observation of Box, Discrete, MultiDiscrete
+and MultiBinary leaves is flattened into one Box by Gymnasium's `FlattenObservation` around every env
+copy (`flattened_observation_space`). Other spaces (Dict or Tuple actions, MultiBinary, Graph, Text,
 Sequence; MultiDiscrete observations) are refused with a one-line `ConfigError` naming the space.
 
 Vector envs use `AutoresetMode.SAME_STEP`: an episode that ends at step t is reset within that
@@ -164,6 +166,44 @@ def convert_spaces(obs_space, action_space, env_id: str):
     return obs, act, obs_to_array, to_env_action
 
 
+def _is_composite(space) -> bool:
+    from gymnasium import spaces as gs
+
+    return isinstance(space, (gs.Dict, gs.Tuple))
+
+
+def flattened_observation_space(space, env_id: str):
+    """The Box that `gymnasium.spaces.flatten` maps a Dict or Tuple observation space onto: its leaves
+    concatenated in the space's key order, a Box flattened, a Discrete one-hot, a MultiDiscrete one
+    one-hot per component, a MultiBinary as 0/1. A ConfigError names the first leaf that has no
+    fixed-size numeric form (Sequence, Graph, Text, or a nested OneOf)."""
+    from gymnasium import spaces as gs
+
+    def leaves(space, path):
+        if isinstance(space, gs.Dict):
+            for key, sub in space.spaces.items():
+                yield from leaves(sub, f"{path}[{key!r}]")
+        elif isinstance(space, gs.Tuple):
+            for i, sub in enumerate(space.spaces):
+                yield from leaves(sub, f"{path}[{i}]")
+        else:
+            yield path, space
+
+    for path, leaf in leaves(space, "observation"):
+        if not isinstance(leaf, (gs.Box, gs.Discrete, gs.MultiDiscrete, gs.MultiBinary)):
+            raise ConfigError(f"{env_id}: its {type(space).__name__} observation cannot be flattened into a vector: "
+                              f"{path} is a {type(leaf).__name__} space, which has no fixed size; pgax flattens Dict and "
+                              "Tuple spaces of Box, Discrete, MultiDiscrete and MultiBinary (wrap the env to encode it)")
+    return gs.flatten_space(space)
+
+
+def _flattening(factory: Callable[[], Any]) -> Callable[[], Any]:
+    """`factory` with Gymnasium's FlattenObservation around each env it makes."""
+    from gymnasium.wrappers import FlattenObservation
+
+    return lambda: FlattenObservation(factory())
+
+
 def make_gymnasium(env_id: str) -> GymnasiumEnv:
     """The Gymnasium environment `env_id` (see the module docstring), or a one-line ConfigError."""
     try:
@@ -179,7 +219,11 @@ def make_gymnasium(env_id: str) -> GymnasiumEnv:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"--env {env_id}: making the environment failed: {type(e).__name__}: {first}") from None
     try:
-        obs, act, obs_to_array, to_env_action = convert_spaces(probe.observation_space, probe.action_space, env_id)
+        obs_space = probe.observation_space
+        if _is_composite(obs_space):
+            obs_space = flattened_observation_space(obs_space, env_id)
+            factory = _flattening(factory)
+        obs, act, obs_to_array, to_env_action = convert_spaces(obs_space, probe.action_space, env_id)
         spec = getattr(probe, "spec", None)
         max_steps = getattr(spec, "max_episode_steps", None) if spec is not None else None
     finally:
