@@ -75,16 +75,18 @@ def test_auto_picks_the_minatar_cnn_for_minatar_and_the_nature_cnn_for_atari_fra
     minatar = make("Breakout-MinAtar")
     policy, critic = make_policy(PPOConfig(), minatar), make_value(PPOConfig(), minatar)
     obs = jnp.zeros((2, 5, minatar.observation_space.dim))
-    params, value_params = policy.init(seeded_key(0), obs[0, 0]), critic.init(seeded_key(1), obs[0, 0])
+    params = jax.eval_shape(policy.init, seeded_key(0), obs[0, 0])  # shapes only
+    value_params = jax.eval_shape(critic.init, seeded_key(1), obs[0, 0])
     assert params["params"]["encoder"]["PatchConv_0"]["kernel"].shape == (3, 3, 4, 16)
     assert params["params"]["MLP_0"]["Dense_0"]["kernel"].shape == (8 * 8 * 16, 64)
     assert value_params["params"]["encoder"]["PatchConv_0"]["kernel"].shape == (3, 3, 4, 16)
-    assert policy.apply(params, obs).logits.shape == (2, 5, 3) and critic.apply(value_params, obs).shape == (2, 5)
+    assert jax.eval_shape(policy.apply, params, obs).logits.shape == (2, 5, 3)
+    assert jax.eval_shape(critic.apply, value_params, obs).shape == (2, 5)
 
     atari = _ImageEnv((4, 84, 84), high=255.0, action_space=Discrete(6))
     encoder = make_encoder(A2CConfig(), atari)
     assert encoder.stack == ((32, 8, 4), (64, 4, 2), (64, 3, 1)) and encoder.layout.scale == 1.0 / 255.0
-    features = encoder.init_with_output(seeded_key(0), jnp.zeros((1, 4 * 84 * 84)))[0]
+    features, _ = jax.eval_shape(encoder.init_with_output, seeded_key(0), jnp.zeros((1, 4 * 84 * 84)))
     assert features.shape == (1, 7 * 7 * 64)
 
     assert make_encoder(PPOConfig(), make("CartPole-v1")) is None
