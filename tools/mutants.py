@@ -371,6 +371,16 @@ MUTANTS: tuple[Mutant, ...] = (
            "return sum(c.log_prob(action[..., d]) for d, c in enumerate(self.components()))",
            "return self.components()[0].log_prob(action[..., 0])",
            ("tests/test_multidiscrete.py",)),
+    Mutant("cnn-kernel-order", "the image patches are laid out column-major while the kernel is reshaped row-major",
+           "pgax/policies.py",
+           "for i in range(k) for j in range(k)], axis=-1)",
+           "for j in range(k) for i in range(k)], axis=-1)",
+           ("tests/test_cnn.py",)),
+    Mutant("cnn-auto-is-mlp", "--network auto reads MinAtar's grid as a flat vector (no CNN)",
+           "pgax/algorithms/core.py",
+           '    if network == "mlp" or getattr(config, "policy", "mlp") != "mlp":',
+           '    if network in ("mlp", "auto") or getattr(config, "policy", "mlp") != "mlp":',
+           ("tests/test_cnn.py",)),
 )
 
 
