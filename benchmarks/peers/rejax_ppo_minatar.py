@@ -13,15 +13,9 @@ seed). Prints one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
-import time
-from importlib.metadata import version
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 import rejax
-from rejax.evaluate import evaluate
+from rejax_common import train_and_report
 
 
 def main() -> None:
@@ -37,24 +31,7 @@ def main() -> None:
                             num_minibatches=8, learning_rate=5e-4, max_grad_norm=0.5, gamma=0.99, gae_lambda=0.95,
                             clip_eps=0.2, ent_coef=0.01, vf_coef=0.5,
                             agent_kwargs={"hidden_layer_sizes": (256,), "activation": "relu"})
-    algo = algo.replace(eval_callback=lambda algo, ts, rng: jnp.zeros(()))
-    keys = jax.random.split(jax.random.PRNGKey(args.seed), args.seeds)
-    t0 = time.perf_counter()
-    train = jax.jit(jax.vmap(algo.train)).lower(keys).compile()
-    compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ts, _ = train(keys)
-    jax.block_until_ready(ts)
-    train_s = time.perf_counter() - t0
-    returns = []
-    for i in range(args.seeds):
-        one = jax.tree.map(lambda x: x[i], ts)
-        _, episode_returns = evaluate(algo.make_act(one), jax.random.PRNGKey(1000 + i), algo.env, algo.env_params,
-                                      10, algo.env_params.max_steps_in_episode)
-        returns.append(float(np.mean(episode_returns)))
-    print(json.dumps({"library": "rejax", "version": version("rejax"), "env": args.env,
-                      "steps_per_second": round(args.steps * args.seeds / train_s), "compile_seconds": round(compile_s, 2),
-                      "train_seconds": round(train_s, 2), "eval_return_per_seed": [round(r, 2) for r in returns]}))
+    train_and_report(algo, args.steps, args.seeds, args.seed, decimals=2, env=args.env)
 
 
 if __name__ == "__main__":

@@ -12,15 +12,9 @@ callback is a no-op during training); afterwards the trained policies are evalua
 from __future__ import annotations
 
 import argparse
-import json
-import time
-from importlib.metadata import version
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 import rejax
-from rejax.evaluate import evaluate
+from rejax_common import train_and_report
 
 
 def main() -> None:
@@ -33,24 +27,7 @@ def main() -> None:
                             skip_initial_evaluation=True, num_envs=1, buffer_size=10_000, fill_buffer=1_000,
                             batch_size=128, learning_rate=3e-4, polyak=0.995, gamma=0.99, num_epochs=1,
                             agent_kwargs={"hidden_layer_sizes": (64, 64), "activation": "relu"})
-    algo = algo.replace(eval_callback=lambda algo, ts, rng: jnp.zeros(()))
-    keys = jax.random.split(jax.random.PRNGKey(args.seed), args.seeds)
-    t0 = time.perf_counter()
-    train = jax.jit(jax.vmap(algo.train)).lower(keys).compile()
-    compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ts, _ = train(keys)
-    jax.block_until_ready(ts)
-    train_s = time.perf_counter() - t0
-    returns = []
-    for i in range(args.seeds):
-        one = jax.tree.map(lambda x: x[i], ts)
-        _, episode_returns = evaluate(algo.make_act(one), jax.random.PRNGKey(1000 + i), algo.env, algo.env_params,
-                                      10, algo.env_params.max_steps_in_episode)
-        returns.append(float(np.mean(episode_returns)))
-    print(json.dumps({"library": "rejax", "version": version("rejax"),
-                      "steps_per_second": round(args.steps * args.seeds / train_s), "compile_seconds": round(compile_s, 2),
-                      "train_seconds": round(train_s, 2), "eval_return_per_seed": [round(r, 1) for r in returns]}))
+    train_and_report(algo, args.steps, args.seeds, args.seed, decimals=1)
 
 
 if __name__ == "__main__":
