@@ -72,7 +72,7 @@ def image_layout(space: Box) -> ImageLayout | None:
     A Box is an image when its `source_shape` is 2-D (H × W, one channel) or 3-D. A 3-D shape is
     channels-first (C × H × W, e.g. a stack of 4 Atari frames, 4 × 84 × 84) when its first axis is
     shorter than its last, else H × W × C (MinAtar's 10 × 10 × C, an RGB frame 210 × 160 × 3). The
-    scale is 1 / max(high) when every bound is finite and the largest exceeds 1, else 1.
+    scale is 1 / (the largest absolute bound) when every bound is finite and that exceeds 1, else 1.
     """
     source = getattr(space, "source_shape", None)
     if not isinstance(space, Box) or source is None:

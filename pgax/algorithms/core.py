@@ -185,7 +185,8 @@ def make_encoder(config, env):
     if layout is None:
         if network == "auto":
             return None
-        raise ConfigError(f"--network {network} needs image observations; {getattr(env, 'name', 'the environment')}'s are vectors of "
+        name = getattr(env, "name", "the environment")
+        raise ConfigError(f"--network {network} needs image observations; {name}'s are vectors of "
                           f"{env.observation_space.dim} features. Use --network mlp")
     if network == "auto":
         network = "nature_cnn" if min(layout.height, layout.width) >= NATURE_CNN_MIN_SIDE else "cnn"
