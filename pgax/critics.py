@@ -1,9 +1,10 @@
 """Critics: state values V_w(s) and action values Q_φ(s, a).
 
 Layer 1 (learning). Each is a `Model`: the state-value critic V_w(s) (`init(key, obs)`, `apply(params,
-obs)`) is an MLP with a scalar head (orthogonal gain 1), on image features when it has an encoder; the action-value critic of the off-policy
-presets is an MLP of the concatenation [s, a] (`init(key, obs, action)`, `apply(params, obs, action)`)
-for Box actions, or of s with one output per action for Discrete ones (`apply(params, obs) -> [..., A]`).
+obs)`) is an MLP with a scalar head (orthogonal gain 1), of image features when it has an encoder; the
+action-value critic of the off-policy presets is an MLP of the concatenation [s, a] (`init(key, obs,
+action)`, `apply(params, obs, action)`) for Box actions, or of s with one output per action for
+Discrete ones (`apply(params, obs) -> [..., A]`).
 """
 
 from __future__ import annotations

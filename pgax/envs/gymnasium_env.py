@@ -166,12 +166,6 @@ def convert_spaces(obs_space, action_space, env_id: str):
     return obs, act, obs_to_array, to_env_action
 
 
-def _is_composite(space) -> bool:
-    from gymnasium import spaces as gs
-
-    return isinstance(space, (gs.Dict, gs.Tuple))
-
-
 def flattened_observation_space(space, env_id: str):
     """The Box that `gymnasium.spaces.flatten` maps a Dict or Tuple observation space onto: its leaves
     concatenated in the space's key order, a Box flattened, a Discrete one-hot, a MultiDiscrete one
@@ -219,8 +213,10 @@ def make_gymnasium(env_id: str) -> GymnasiumEnv:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"--env {env_id}: making the environment failed: {type(e).__name__}: {first}") from None
     try:
+        from gymnasium import spaces as gs
+
         obs_space = probe.observation_space
-        if _is_composite(obs_space):
+        if isinstance(obs_space, (gs.Dict, gs.Tuple)):
             obs_space = flattened_observation_space(obs_space, env_id)
             factory = _flattening(factory)
         obs, act, obs_to_array, to_env_action = convert_spaces(obs_space, probe.action_space, env_id)

@@ -1,8 +1,9 @@
 """Adapter from gymnax environments to `JaxEnv`.
 
 Observations are flattened to vectors (MinAtar's [10, 10, c] grids become 100·c features, their
-Box keeping the grid's shape as `source_shape` for a CNN policy) and cast to float32; Discrete actions are passed as int32 scalars, Box actions as arrays of the space's
-shape, clipped to its bounds at the environment boundary.
+Box keeping the grid's shape as `source_shape` for a CNN policy) and cast to float32; Discrete
+actions are passed as int32 scalars, Box actions as arrays of the space's shape, clipped to its
+bounds at the environment boundary.
 """
 
 from __future__ import annotations
