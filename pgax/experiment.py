@@ -97,7 +97,8 @@ class RunOptions:
     progress: bool = True
     """Show the live progress bar."""
     driver: str = "auto"
-    """Rollout driver: auto (jax for `pgax list` ids, else gymnasium), jax, gymnasium, gymnasium-async."""
+    """Rollout driver: auto (jax for `pgax list` ids; envpool, where installed, for the MuJoCo ids checked against
+    Gymnasium's and for envpool-only ids such as Pong-v5; else gymnasium), jax, gymnasium, gymnasium-async, envpool."""
     env_workers: int | None = None
     """Worker processes of --driver gymnasium-async besides the main one, at most seeds × num_envs (that many:
     a worker per env copy, the main process only runs the policy). Default: a worker per copy while there are
@@ -218,8 +219,8 @@ def plan_run(preset, run: RunOptions, config) -> Plan:
 
     run.validate()
     config.validate()
-    driver = envs.resolve_driver(run.env, run.driver)
-    env = envs.make(run.env) if driver == "jax" else envs.make_checked_gymnasium(run.env)
+    driver = envs.resolve_driver(run.env, run.driver, copies=run.seeds * config.num_envs)
+    env = envs.make(run.env) if driver == "jax" else envs.make_host_env(run.env, driver)
     batch_size = config.num_envs * config.num_steps
     num_iterations = run.steps // batch_size
     if num_iterations == 0:

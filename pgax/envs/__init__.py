@@ -6,7 +6,8 @@ Registered ids: every gymnax environment (CartPole-v1, Pendulum-v1, Acrobot-v1, 
 source notes' own problems: SimpleRegulator-v0, SingleStateGaussian-v0, LQR-v0 and the tabular
 MDPs Garnet-v0, Chain-v0 and GridWorld-v0. Any other id (a Gymnasium id such as Hopper-v5, or
 module:Class) is a Gymnasium environment for the host driver: `resolve_driver` picks the driver,
-`pgax.envs.gymnasium_env.make_gymnasium` makes it.
+`pgax.envs.gymnasium_env.make_gymnasium` makes it (or `pgax.envs.envpool_env.make_envpool`, for
+--driver envpool).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pgax.envs.wrappers import episode_statistics
 from pgax.errors import ConfigError
 
 __all__ = ["JaxEnv", "Transition", "make", "list_envs", "episode_statistics", "GymnasiumEnv", "make_gymnasium",
-           "make_checked_gymnasium", "resolve_driver", "DRIVERS"]
+           "make_checked_gymnasium", "resolve_driver", "make_host_env", "DRIVERS"]
 
 
 def _regulator() -> JaxEnv:
@@ -76,15 +77,46 @@ def make(env_id: str) -> JaxEnv:
     return make_gymnax(env_id)
 
 
-def resolve_driver(env_id: str, driver: str = "auto") -> str:
-    """The rollout driver for `env_id`: "jax" (the jitted driver, JAX-native envs), "gymnasium" or
-    "gymnasium-async" (the host driver). "auto" picks jax for the ids `make` knows and gymnasium for
-    everything else (Gymnasium ids, module:Class)."""
+ENVPOOL_MIN_COPIES = 4
+"""`--driver auto` picks envpool for a verified id from this many env copies (seeds × num_envs) on: below it
+one process stepping Gymnasium copies is faster (envpool hands each step to a thread; benchmarks/RESULTS.md)."""
+
+
+def resolve_driver(env_id: str, driver: str = "auto", copies: int | None = None) -> str:
+    """The rollout driver for `env_id`: "jax" (the jitted driver, JAX-native envs), "gymnasium",
+    "gymnasium-async" or "envpool" (the host driver). "auto" picks jax for the ids `make` knows;
+    envpool, where it is installed, for ids only envpool has (Atari's Pong-v5, ...) and for the ids
+    whose envpool dynamics are checked against Gymnasium's (`envpool_env.VERIFIED`) when `copies`
+    (seeds × num_envs; None: unknown) is at least ENVPOOL_MIN_COPIES; gymnasium for everything else
+    (Gymnasium ids, module:Class)."""
+    from pgax.envs import envpool_env
+
     if driver not in DRIVERS:
         raise ConfigError(f"--driver {driver!r} is not known; use one of {', '.join(DRIVERS)}")
     if driver == "auto":
-        return "jax" if env_id in list_envs() else "gymnasium"
+        if env_id in list_envs():
+            return "jax"
+        if ":" in env_id:
+            return "gymnasium"
+        many = copies is None or copies >= ENVPOOL_MIN_COPIES
+        if many and env_id in envpool_env.VERIFIED and envpool_env.envpool_task(env_id) is not None:
+            return "envpool"
+        import gymnasium
+
+        if env_id not in gymnasium.registry and envpool_env.envpool_task(env_id) is not None:
+            return "envpool"
+        return "gymnasium"
     if driver == "jax" and env_id not in list_envs():
         raise ConfigError(f"--driver jax needs a JAX-native env (pgax list); {env_id!r} is not one: "
                           "use --driver gymnasium")
     return driver
+
+
+def make_host_env(env_id: str, driver: str):
+    """The environment of a host driver (`resolve_driver`'s gymnasium, gymnasium-async or envpool),
+    checked: `envpool_env.make_envpool` or `make_checked_gymnasium`."""
+    if driver == "envpool":
+        from pgax.envs.envpool_env import make_envpool
+
+        return make_envpool(env_id)
+    return make_checked_gymnasium(env_id)

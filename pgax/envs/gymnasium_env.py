@@ -39,7 +39,7 @@ import numpy as np
 from pgax.errors import ConfigError
 from pgax.spaces import Box, Discrete, MultiDiscrete, Space
 
-DRIVERS = ("auto", "jax", "gymnasium", "gymnasium-async")
+DRIVERS = ("auto", "jax", "gymnasium", "gymnasium-async", "envpool")
 
 
 class GymnasiumEnv(NamedTuple):
@@ -50,6 +50,8 @@ class GymnasiumEnv(NamedTuple):
     obs_to_array: batched Gymnasium observations [B, ...] -> float32 [B, obs_dim].
     to_env_action: policy actions [B, ...] (sampled, unclipped) -> the vector env's actions [B, ...].
     max_episode_steps: the registered time limit, None when the env has none.
+    envpool_task: set by `pgax.envs.envpool_env.make_envpool`: `make_vector` then builds envpool's
+        batched env of this task instead of `make_env` copies.
     """
 
     name: str
@@ -60,6 +62,7 @@ class GymnasiumEnv(NamedTuple):
     obs_to_array: Callable[[np.ndarray], np.ndarray]
     to_env_action: Callable[[np.ndarray], np.ndarray]
     model: Any = None
+    envpool_task: str | None = None
 
 
 def is_module_class(env_id: str) -> bool:
@@ -238,10 +241,15 @@ def make_vector(env: GymnasiumEnv, count: int, asynchronous: bool = False, num_w
     between this process and `num_workers` worker processes that step at the same time; with
     num_workers = count every copy has a worker and this process only runs the policy (default:
     `pgax.envs.workers.default_num_workers`: a worker per copy while there are fewer copies than
-    cores, else one per core besides this process's).
+    cores, else one per core besides this process's). An envpool env (`env.envpool_task`) is one
+    `pgax.envs.envpool_env.EnvpoolVectorEnv` of `count` envs, stepped by envpool's threads.
     """
     from pgax.envs.workers import WorkerVectorEnv, default_num_workers
 
+    if env.envpool_task is not None:
+        from pgax.envs.envpool_env import EnvpoolVectorEnv
+
+        return EnvpoolVectorEnv(env.envpool_task, count)
     fns = [env.make_env] * count
     if not asynchronous:
         return WorkerVectorEnv(fns, 0)
