@@ -140,9 +140,8 @@ class EnvpoolVectorEnv:
         if not ended.any():
             return obs, reward, terminated, truncated, {}
         ids = np.flatnonzero(ended).astype(np.int32)
-        final = obs.copy()
         first, *_ = self._pool.step(np.asarray(actions)[ids], ids)  # envpool's reset step: the action is ignored
-        obs = obs.copy()
+        final, obs = obs, obs.copy()  # envpool returns fresh arrays each step: `final` stays as it is
         obs[ids] = first
         return obs, reward, terminated, truncated, {"final_obs": final, "_final_obs": ended}
 
