@@ -8,6 +8,7 @@ agent state, is saved in checkpoints, and is jitted and vmapped over seeds like 
     state  = buffer.add(state, items)      # items: the same pytree with a leading axis [B, ...]
     sample = buffer.sample(state, key)     # [sample_size, ...], uniform over the stored transitions
     buffer.size(state)                     # how many transitions are stored (≤ capacity)
+    samples = buffer.sample_after_add(state, items, keys)  # = sample(add(state, items), k) for k in keys
 
 Once `capacity` transitions are stored, each new one overwrites the oldest. Sampling is with
 replacement, each stored transition with probability 1 / size.
@@ -35,6 +36,7 @@ class ReplayBuffer(NamedTuple):
     add: Callable
     sample: Callable
     size: Callable
+    sample_after_add: Callable
     capacity: int
 
 
@@ -63,7 +65,35 @@ def replay_buffer(capacity: int, sample_size: int) -> ReplayBuffer:
     def size(state) -> jax.Array:
         return jnp.where(state.is_full, capacity, state.current_index).astype(jnp.int32)
 
-    return ReplayBuffer(init, add, sample, size, int(capacity))
+    def sample_after_add(state, items, keys):
+        """`sample(add(state, items), key)` for each key [K] -> [K, sample_size, ...], the same draws,
+        gathered from `state` (rows of the insert window are taken from `items`) without forming the
+        added buffer. A program that reads a buffer after inserting into it in place has to copy the
+        whole buffer first; sampling this way lets the insert come after every read."""
+        count = jax.tree_util.tree_leaves(items)[0].shape[0]
+        # flashbax's draws on the added state (sequence length 1, period 1)
+        after = state.current_index + count
+        full = state.is_full | (after >= capacity)
+        stored = jnp.where(full, capacity, after % capacity)
+        head = jnp.where(full, after % capacity, 0)
+
+        def rows(key):
+            _, key_items = jax.random.split(key)
+            return (head + jax.random.randint(key_items, (sample_size,), 0, stored)) % capacity
+
+        physical = jax.vmap(rows)(keys)                              # [K, sample_size]
+        offset = (physical - state.current_index) % capacity        # position in the insert window
+        fresh = offset < count
+
+        def take(stored_field, new_field):
+            old = stored_field[0][physical]                          # [K, sample_size, ...]
+            new = new_field[jnp.minimum(offset, count - 1)]
+            mask = fresh.reshape(fresh.shape + (1,) * (old.ndim - 2))
+            return jnp.where(mask, new, old)
+
+        return jax.tree_util.tree_map(take, state.experience, items)
+
+    return ReplayBuffer(init, add, sample, size, sample_after_add, int(capacity))
 
 
 def transitions(batch: Batch) -> dict[str, Any]:

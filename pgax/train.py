@@ -579,7 +579,10 @@ def host_driver(agent: Agent, env, *, num_envs: int, num_steps: int, seeds: Sequ
                              "episode_length_mean": jnp.nanmean(jnp.where(last_length > 0, last_length, jnp.nan)),
                              **metrics, HEALTH: nonfinite_code(agent_state.params, metrics, batch)}
 
-    learn_all = jax.jit(jax.vmap(learn_one))
+    # The agent state is donated, so a replay buffer is updated in place rather than copied each
+    # iteration; `run` donates a copy of the chunk's first state, which the train loop keeps.
+    learn_all = jax.jit(jax.vmap(learn_one), donate_argnums=(0,))
+    copy_tree = jax.jit(lambda tree: jax.tree_util.tree_map(jnp.copy, tree))
 
     def vector_env():
         if "env" not in holder:
@@ -614,6 +617,7 @@ def host_driver(agent: Agent, env, *, num_envs: int, num_steps: int, seeds: Sequ
         if holder.pop("reset_needed", False):
             state = fresh(state, 0, False) if start == 0 else fresh(state, RESTART_SEED_OFFSET + start, True)
         collected = []
+        state = state.replace(agent=copy_tree(state.agent))
         for _ in range(count):
             keys, rollout_key, learn_key = split3(state.key)
             batch, rollout_state = rollout_driver.rollout(state.agent.params, state.rollout, vector_env(), rollout_key,

@@ -13,6 +13,7 @@ import pytest
 
 from pgax import envs, estimators, exact
 from pgax.algorithms import PRESETS
+from pgax.batch import Batch
 from pgax.algorithms.offpolicy import SACConfig, TD3Config, check_buffer_memory, make_sac, make_td3
 from pgax.distributions import SquashedGaussian
 from pgax.envs.lqr import default_lqr, lqr_gradient, lqr_optimal_gain, lqr_state_covariance, lqr_value_matrix
@@ -42,6 +43,44 @@ def test_replay_buffer_is_a_ring_that_samples_every_stored_transition_uniformly(
     assert counts[:2].sum() == 0
     expected = 5000 / 10
     assert np.all(np.abs(counts[2:] - expected) < 5 * np.sqrt(expected))  # each stored item with probability 1/10
+
+
+@pytest.mark.parametrize("capacity,count,adds", [(10, 3, 7), (7, 7, 3), (8, 1, 12), (8, 3, 9), (1000, 4, 5)])
+def test_sample_after_add_draws_exactly_what_sample_draws_from_the_added_buffer(capacity, count, adds):
+    """The same rows as `sample(add(state, items), key)`, also while the insert window wraps around
+    the ring and overwrites the oldest items."""
+    buffer = replay_buffer(capacity, sample_size=6)
+    state = buffer.init({"x": jnp.zeros(()), "y": jnp.zeros((2,))})
+    for i in range(adds):
+        items = {"x": jnp.arange(count, dtype=jnp.float32) + 100 * i, "y": jnp.ones((count, 2)) * i}
+        keys = jax.random.split(jax.random.key(seed(i)), 4)
+        added = buffer.add(state, items)
+        expected = jax.vmap(buffer.sample, in_axes=(None, 0))(added, keys)
+        got = buffer.sample_after_add(state, items, keys)
+        for name in expected:
+            np.testing.assert_array_equal(got[name], expected[name])
+        state = added
+
+
+@pytest.mark.parametrize("preset", ["sac", "td3"])
+def test_the_learn_step_inserts_into_a_donated_buffer_in_place(preset):
+    """With the agent state donated (as the drivers do), the compiled learn step holds no copy of
+    a buffer-sized array (XLA copies the whole buffer when a read of it is scheduled after the
+    in-place insert); one seed, where XLA fuses the insert into the sampling gathers."""
+    capacity = 1_000_000
+    env = envs.make("Pendulum-v1")
+    config = PRESETS[preset].config_type(buffer_size=capacity, learning_starts=10)
+    agent = PRESETS[preset].make_agent(config, env, 10)
+    obs = jnp.zeros(env.observation_space.shape)
+    state = jax.vmap(agent.init, in_axes=(0, None))(jax.random.split(jax.random.key(0), 1), obs)
+    shape = (1, config.num_steps, config.num_envs)
+    batch = Batch(obs=jnp.zeros(shape + obs.shape), action=jnp.zeros(shape + env.action_space.shape),
+                  reward=jnp.zeros(shape), terminated=jnp.zeros(shape, bool), truncated=jnp.zeros(shape, bool),
+                  next_obs=jnp.zeros(shape + obs.shape), log_prob=jnp.zeros(shape))
+    text = jax.jit(jax.vmap(agent.learn), donate_argnums=(0,)).lower(
+        state, batch, jax.random.split(jax.random.key(1), 1)).compile().as_text()
+    copies = [line for line in text.splitlines() if " copy(" in line and str(capacity) in line]
+    assert copies == []
 
 
 def test_squashed_gaussian_density_is_the_change_of_variables_and_integrates_to_one():

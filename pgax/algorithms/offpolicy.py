@@ -276,13 +276,13 @@ def replay_learn(config, buffer: replay.ReplayBuffer, update_step, learning_star
     ready_at = max(learning_starts, config.minibatch_size)
 
     def learn(state: AgentState, batch: Batch, key):
-        buffer_state = buffer.add(state.update_state["replay"], replay.transitions(batch))
-        stored = buffer.size(buffer_state)
-        update_state = {k: v for k, v in state.update_state.items() if k != "replay"}  # the buffer is only read
-
         # minibatches drawn before the branch: the conditional's operands stay small (no buffer copy)
+        # (drawn as from the buffer with the batch added, the insert itself coming last: see below)
         sample_keys, update_keys = jnp.split(jax.random.split(key, 2 * num_updates), 2)
-        minibatches = jax.vmap(buffer.sample, in_axes=(None, 0))(buffer_state, sample_keys)
+        items, buffer_state = replay.transitions(batch), state.update_state["replay"]
+        minibatches = buffer.sample_after_add(buffer_state, items, sample_keys)
+        stored = jnp.minimum(buffer.size(buffer_state) + items["reward"].shape[0], buffer.capacity)
+        update_state = {k: v for k, v in state.update_state.items() if k != "replay"}  # the buffer is only read
 
         def one(carry, xs):
             params, update_state = carry
@@ -301,6 +301,7 @@ def replay_learn(config, buffer: replay.ReplayBuffer, update_step, learning_star
             return carry, jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes)
 
         (params, update_state), metrics = jax.lax.cond(stored >= ready_at, run, skip, (state.params, update_state))
+        buffer_state = buffer.add(buffer_state, after_every_read(items, (params, update_state, metrics)))
         if "uniform_actions" in params:
             params = {**params, "uniform_actions": stored < learning_starts}
         metrics = {**metrics, "buffer_size": stored.astype(jnp.float32),
@@ -308,6 +309,20 @@ def replay_learn(config, buffer: replay.ReplayBuffer, update_step, learning_star
         return AgentState(params, {**update_state, "replay": buffer_state}), metrics
 
     return learn
+
+
+def after_every_read(items, results):
+    """`items` unchanged, made data-dependent on `results` (0 · Σ results; non-finite results make
+    them NaN, a run the non-finite check stops anyway).
+
+    XLA updates a donated buffer in place only if the insert is scheduled after every read of the
+    old buffer, otherwise it copies the whole buffer first; a data dependency on what the reads
+    computed fixes that order (a scheduling barrier alone does not survive fusion).
+    """
+    leaves = [x for x in jax.tree_util.tree_leaves(results) if jnp.issubdtype(x.dtype, jnp.floating)]
+    zero = 0.0 * sum(jnp.sum(x).astype(jnp.float32) for x in leaves)
+    return jax.tree_util.tree_map(lambda x: x + zero.astype(x.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+                                  items)
 
 
 def init_replay(buffer: replay.ReplayBuffer, env, obs: jax.Array):
