@@ -4,11 +4,11 @@ simulator and Stable-Baselines3, measured back to back in one run.
 For each env count N (default 1 and 8): first Gymnasium's own SyncVectorEnv under random actions
 (for reference), then for each pgax driver (`sync`: the `gymnasium` driver, every copy in this
 process; `async`: the `gymnasium-async` driver with its default workers: for N < cores a worker per
-copy, this process only running the policy, else this process plus one worker per other core), in
-this order:
-  1. raw simulator: the same vector env of N Hopper-v5 copies that pgax uses (`make_vector`, a
-     `WorkerVectorEnv`, same-step autoreset), uniformly random actions drawn ahead of time,
-     `--raw-steps` steps in all;
+copy, this process only running the policy, else this process plus one worker per other core;
+`envpool`: the `envpool` driver, one envpool pool of N envs stepped by its C++ threads), in this order:
+  1. raw simulator: the same vector env of N Hopper-v5 copies that pgax uses (`make_vector`: a
+     `WorkerVectorEnv`, or an `EnvpoolVectorEnv` for `envpool`, same-step autoreset), uniformly random
+     actions drawn ahead of time, `--raw-steps` steps in all;
   2. pgax PPO (`configs/ppo-mujoco.yaml`: 2048 steps per iteration = N envs × 2048/N steps, 10 epochs,
      32 minibatches, obs normalisation and reward scaling), 1 seed, `--steps` steps, timed
      excluding compilation (TrainResult.train_seconds);
@@ -17,11 +17,12 @@ torch 1 thread), `--sb3-steps` steps, if the peers venv exists: DummyVecEnv, and
 SubprocVecEnv (one process per env). pgax / SB3 is reported against SB3's faster vector env.
 
     bash benchmarks/peers/setup_peers.sh      # once, for the SB3 column
-    .venv/bin/python benchmarks/ppo_hopper.py [--envs 1 8] [--drivers sync async] [--steps 40960]
+    .venv/bin/python benchmarks/ppo_hopper.py [--envs 1 8] [--drivers sync async envpool] [--steps 40960]
         [--sb3-steps 20480]
 
-Prints one line per measurement and a JSON line for RESULTS.md. Targets (issue 6): pgax ≥ 3× SB3
-and ≥ 50% of the raw simulator rate (of the same vector env).
+Prints one line per measurement and a JSON line for RESULTS.md. Targets: pgax ≥ 3× SB3 and ≥ 50% of
+the raw simulator rate of the same vector env (issue 6); with envpool at 8+ copies, ≥ 70% of envpool's
+raw rate and ≥ 6× SB3 (issue 18).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import yaml
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from pgax.algorithms import PPOConfig, make_ppo
+from pgax.envs.envpool_env import make_envpool
 from pgax.envs.gymnasium_env import make_gymnasium, make_vector
 from pgax.train import train
 
@@ -49,22 +51,29 @@ PEERS_PYTHON = HERE / ".venv-peers" / "bin" / "python"
 CONFIG = HERE.parent / "configs" / "ppo-mujoco.yaml"
 
 
-def raw_simulator(num_envs: int, steps_per_env: int, asynchronous: bool | None) -> tuple[float, str]:
+def hopper(driver: str | None):
+    """Hopper-v5 as the `GymnasiumEnv` that `driver` (sync, async, envpool) steps."""
+    return make_envpool("Hopper-v5") if driver == "envpool" else make_gymnasium("Hopper-v5")
+
+
+def raw_simulator(num_envs: int, steps_per_env: int, driver: str | None) -> tuple[float, str]:
     """(steps/s of the vector env alone under random actions, all envs counted; its layout);
-    asynchronous None: Gymnasium's SyncVectorEnv instead of pgax's."""
-    env = make_gymnasium("Hopper-v5")
-    if asynchronous is None:
+    driver None: Gymnasium's SyncVectorEnv instead of pgax's."""
+    env = hopper(driver)
+    if driver is None:
         vector_env = SyncVectorEnv([env.make_env] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
     else:
-        vector_env = make_vector(env, num_envs, asynchronous)
+        vector_env = make_vector(env, num_envs, driver == "async")
     vector_env.reset(seed=list(range(num_envs)))
     actions = np.random.default_rng(0).uniform(-1, 1, (steps_per_env, num_envs, 3)).astype(np.float32)
     start = time.perf_counter()
     for a in actions:
         vector_env.step(a)
     seconds = time.perf_counter() - start
-    if asynchronous is None:
+    if driver is None:
         layout = "SyncVectorEnv"
+    elif driver == "envpool":
+        layout = "envpool"
     elif vector_env.num_workers == 0:
         layout = "every copy here"
     else:
@@ -74,18 +83,18 @@ def raw_simulator(num_envs: int, steps_per_env: int, asynchronous: bool | None) 
     return steps_per_env * num_envs / seconds, layout
 
 
-def pgax_ppo(num_envs: int, steps: int, asynchronous: bool) -> tuple[float, float]:
+def pgax_ppo(num_envs: int, steps: int, driver: str) -> tuple[float, float]:
     """(steps/s excluding compilation, compile seconds) of PPO with configs/ppo-mujoco.yaml, 1 seed."""
     file = yaml.safe_load(CONFIG.read_text())
     fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in file.items()
               if k in PPOConfig.__dataclass_fields__}
     cfg = PPOConfig(**{**fields, "num_envs": num_envs, "num_steps": 2048 // num_envs})
     cfg.validate()
-    env = make_gymnasium("Hopper-v5")
+    env = hopper(driver)
     iterations = max(1, steps // cfg.batch_size)
     agent = make_ppo(cfg, env, iterations)
     result = train(agent, env, num_envs=cfg.num_envs, num_steps=cfg.num_steps, num_iterations=iterations,
-                        seeds=[0], asynchronous=asynchronous, normalize_obs=file["normalize_obs"], normalize_reward=file["normalize_reward"],
+                        seeds=[0], asynchronous=driver == "async", normalize_obs=file["normalize_obs"], normalize_reward=file["normalize_reward"],
                         gamma=cfg.gamma)
     return iterations * cfg.batch_size / result.train_seconds, result.compile_seconds
 
@@ -103,7 +112,7 @@ def sb3_ppo(num_envs: int, steps: int, vec_env: str) -> dict | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--drivers", nargs="+", choices=["sync", "async"], default=["sync", "async"],
+    parser.add_argument("--drivers", nargs="+", choices=["sync", "async", "envpool"], default=["sync", "async"],
                         help="pgax drivers to measure")
     parser.add_argument("--steps", type=int, default=40_960, help="pgax PPO steps (whole 2048-step iterations)")
     parser.add_argument("--sb3-steps", type=int, default=20_480)
@@ -116,10 +125,9 @@ def main() -> None:
         print(f"Hopper-v5, {n} env(s): raw simulator in Gymnasium's SyncVectorEnv {gym_sync:,.0f} steps/s", flush=True)
         row: dict = {"raw_gymnasium_sync_vector_env": round(gym_sync)}
         for driver in args.drivers:
-            asynchronous = driver == "async"
-            raw, layout = raw_simulator(n, max(1, args.raw_steps // n), asynchronous)
+            raw, layout = raw_simulator(n, max(1, args.raw_steps // n), driver)
             print(f"Hopper-v5, {n} env(s), {driver} ({layout}): raw simulator {raw:,.0f} steps/s", flush=True)
-            sps, compile_s = pgax_ppo(n, args.steps, asynchronous)
+            sps, compile_s = pgax_ppo(n, args.steps, driver)
             print(f"Hopper-v5, {n} env(s), {driver}: pgax PPO {sps:,.0f} steps/s ({sps / raw:.0%} of raw; "
                   f"compile {compile_s:.1f} s)", flush=True)
             row[driver] = {"layout": layout, "raw_steps_per_second": round(raw), "pgax_steps_per_second": round(sps),
@@ -136,7 +144,7 @@ def main() -> None:
                   flush=True)
         if sb3_rates:
             best = max(sb3_rates.values())
-            for driver in ("sync", "async"):
+            for driver in args.drivers:
                 if driver in row:
                     ratio = row[driver]["pgax_steps_per_second"] / best
                     row[driver]["pgax_over_best_sb3"] = round(ratio, 2)
