@@ -67,9 +67,10 @@ def test_the_learn_step_inserts_into_a_donated_buffer_in_place(preset):
     """With the agent state donated (as the drivers do), the compiled learn step holds no copy of
     a buffer-sized array (XLA copies the whole buffer when a read of it is scheduled after the
     in-place insert); one seed, where XLA fuses the insert into the sampling gathers."""
-    capacity = 1_000_000
+    capacity = 100_003  # a size no other array has
     env = envs.make("Pendulum-v1")
-    config = PRESETS[preset].config_type(buffer_size=capacity, learning_starts=10)
+    config = PRESETS[preset].config_type(buffer_size=capacity, learning_starts=10, hidden_sizes=(16,),
+                                         minibatch_size=32)
     agent = PRESETS[preset].make_agent(config, env, 10)
     obs = jnp.zeros(env.observation_space.shape)
     state = jax.vmap(agent.init, in_axes=(0, None))(jax.random.split(jax.random.key(0), 1), obs)
