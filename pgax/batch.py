@@ -12,6 +12,18 @@ import jax
 from flax import struct
 
 
+ROWS_AXIS = "rows"
+"""The `vmap` axis name of a training program's rows (seeds, or a sweep's configurations × seeds)."""
+
+
+def rows_in_program() -> int:
+    """How many rows the enclosing `vmap` over `ROWS_AXIS` runs (1 outside one), read at trace time."""
+    try:
+        return int(jax.lax.axis_size(ROWS_AXIS))
+    except NameError:
+        return 1
+
+
 @struct.dataclass
 class Batch:
     """A rollout of T steps in N environments. Leaves have leading axes [T, N].

@@ -37,6 +37,7 @@ import numpy as np
 from flax import struct
 
 from pgax.algorithms import Agent, AgentState
+from pgax.batch import ROWS_AXIS
 from pgax.envs import JaxEnv, episode_statistics
 from pgax.rollout import normalized_scan_rollout, vector_reset
 
@@ -222,11 +223,12 @@ def jax_driver(agent: Agent | Callable[[dict], Agent], env: JaxEnv, *, num_envs:
         if rows is None:
             if sharding is not None:
                 split["in_shardings"] = (sharding, replicated)
-            program = jax.jit(jax.vmap(lambda s, count: run_chunk(s, None, count), in_axes=(0, None)), **split)
+            program = jax.jit(jax.vmap(lambda s, count: run_chunk(s, None, count), in_axes=(0, None),
+                                       axis_name=ROWS_AXIS), **split)
             return program.lower(state, jnp.int32(K)).compile()
         if sharding is not None:
             split["in_shardings"] = (sharding, sharding, replicated)
-        compiled = jax.jit(jax.vmap(run_chunk, in_axes=(0, 0, None)), **split).lower(state, rows, jnp.int32(K)).compile()
+        compiled = jax.jit(jax.vmap(run_chunk, in_axes=(0, 0, None), axis_name=ROWS_AXIS), **split).lower(state, rows, jnp.int32(K)).compile()
         return lambda s, count: compiled(s, rows, count)
 
     def compile(state):
@@ -581,7 +583,7 @@ def host_driver(agent: Agent, env, *, num_envs: int, num_steps: int, seeds: Sequ
 
     # The agent state is donated, so a replay buffer is updated in place rather than copied each
     # iteration; `run` donates a copy of the chunk's first state, which the train loop keeps.
-    learn_all = jax.jit(jax.vmap(learn_one), donate_argnums=(0,))
+    learn_all = jax.jit(jax.vmap(learn_one, axis_name=ROWS_AXIS), donate_argnums=(0,))
     copy_tree = jax.jit(lambda tree: jax.tree_util.tree_map(jnp.copy, tree))
 
     def vector_env():

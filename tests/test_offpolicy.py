@@ -13,7 +13,7 @@ import pytest
 
 from pgax import envs, estimators, exact
 from pgax.algorithms import PRESETS
-from pgax.batch import Batch
+from pgax.batch import ROWS_AXIS, Batch
 from pgax.algorithms.offpolicy import SACConfig, TD3Config, check_buffer_memory, make_sac, make_td3
 from pgax.distributions import SquashedGaussian
 from pgax.envs.lqr import default_lqr, lqr_gradient, lqr_optimal_gain, lqr_state_covariance, lqr_value_matrix
@@ -62,26 +62,55 @@ def test_sample_after_add_draws_exactly_what_sample_draws_from_the_added_buffer(
         state = added
 
 
-@pytest.mark.parametrize("preset", ["sac", "td3"])
-def test_the_learn_step_inserts_into_a_donated_buffer_in_place(preset):
+def zero_learn_inputs(agent, env, config, rows):
+    obs = jnp.zeros(env.observation_space.shape)
+    state = jax.vmap(agent.init, in_axes=(0, None))(jax.random.split(jax.random.key(0), rows), obs)
+    shape = (rows, config.num_steps, config.num_envs)
+    batch = Batch(obs=jnp.zeros(shape + obs.shape), action=jnp.zeros(shape + env.action_space.shape),
+                  reward=jnp.zeros(shape), terminated=jnp.zeros(shape, bool), truncated=jnp.zeros(shape, bool),
+                  next_obs=jnp.zeros(shape + obs.shape), log_prob=jnp.zeros(shape))
+    return state, batch, jax.random.split(jax.random.key(1), rows)
+
+
+@pytest.mark.parametrize("preset, rows", [("sac", 1), ("td3", 1), ("sac", 3)])
+def test_the_learn_step_inserts_into_a_donated_buffer_in_place(preset, rows):
     """With the agent state donated (as the drivers do), the compiled learn step holds no copy of
     a buffer-sized array (XLA copies the whole buffer when a read of it is scheduled after the
-    in-place insert); one seed, where XLA fuses the insert into the sampling gathers."""
+    in-place insert): with one row, where XLA fuses the insert into the sampling gathers, and with
+    several rows of the drivers' vmap over `ROWS_AXIS`, where the learn step inserts first."""
     capacity = 100_003  # a size no other array has
     env = envs.make("Pendulum-v1")
     config = PRESETS[preset].config_type(buffer_size=capacity, learning_starts=10, hidden_sizes=(16,),
                                          minibatch_size=32)
     agent = PRESETS[preset].make_agent(config, env, 10)
-    obs = jnp.zeros(env.observation_space.shape)
-    state = jax.vmap(agent.init, in_axes=(0, None))(jax.random.split(jax.random.key(0), 1), obs)
-    shape = (1, config.num_steps, config.num_envs)
-    batch = Batch(obs=jnp.zeros(shape + obs.shape), action=jnp.zeros(shape + env.action_space.shape),
-                  reward=jnp.zeros(shape), terminated=jnp.zeros(shape, bool), truncated=jnp.zeros(shape, bool),
-                  next_obs=jnp.zeros(shape + obs.shape), log_prob=jnp.zeros(shape))
-    text = jax.jit(jax.vmap(agent.learn), donate_argnums=(0,)).lower(
-        state, batch, jax.random.split(jax.random.key(1), 1)).compile().as_text()
+    text = jax.jit(jax.vmap(agent.learn, axis_name=ROWS_AXIS), donate_argnums=(0,)).lower(
+        *zero_learn_inputs(agent, env, config, rows)).compile().as_text()
     copies = [line for line in text.splitlines() if " copy(" in line and str(capacity) in line]
     assert copies == []
+
+
+def test_inserting_first_or_last_gives_the_same_learn_steps():
+    """The learn step under a vmap over `ROWS_AXIS` (several rows: insert, then sample) and under an
+    unnamed vmap (sample as from the added buffer, insert last) draw the same minibatches: the same
+    buffers, exactly, and the same parameters."""
+    env = envs.make("Pendulum-v1")
+    config = SACConfig(buffer_size=64, learning_starts=8, hidden_sizes=(8,), minibatch_size=8)
+    agent = make_sac(config, env, 10)
+    state, batch, _ = zero_learn_inputs(agent, env, config, 2)
+    named, unnamed = (jax.jit(jax.vmap(agent.learn, axis_name=name) if name else jax.vmap(agent.learn))
+                      for name in (ROWS_AXIS, None))
+    first = last = state
+    for step in range(80):  # past learning_starts and around the ring
+        noise = jax.random.normal(jax.random.key(seed(step)), batch.obs.shape)
+        step_batch = batch.replace(obs=noise, next_obs=noise + 1, reward=noise[..., 0])
+        keys = jax.random.split(jax.random.key(seed(1000 + step)), 2)
+        first, _ = named(first, step_batch, keys)
+        last, _ = unnamed(last, step_batch, keys)
+    for a, b in zip(jax.tree_util.tree_leaves(first.update_state["replay"]),
+                    jax.tree_util.tree_leaves(last.update_state["replay"])):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(jax.tree_util.tree_leaves(first.params), jax.tree_util.tree_leaves(last.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_squashed_gaussian_density_is_the_change_of_variables_and_integrates_to_one():

@@ -44,7 +44,7 @@ from pgax import estimators, replay
 from pgax.algorithms.core import (Agent, AgentState, check_network, check_positive, check_positive_ints,
                                   check_unit_interval, make_policy, mode_action)
 from pgax.algorithms.blocks import RolloutBlock, check_rollout
-from pgax.batch import Batch
+from pgax.batch import Batch, rows_in_program
 from pgax.critics import mlp_action_value, mlp_action_values
 from pgax.errors import ConfigError
 from pgax.policies import deterministic_policy, squashed_gaussian_policy
@@ -271,17 +271,30 @@ def replay_learn(config, buffer: replay.ReplayBuffer, update_step, learning_star
 
     update_state["replay"] is the buffer (`update_step` sees the update state without it);
     params["uniform_actions"] tells `act` to explore uniformly.
+
+    The buffer is updated in place when the agent state is donated, which needs no read of the old
+    buffer after the insert. Under a vmap of several rows (`pgax.batch.ROWS_AXIS`) the insert is a
+    scatter that XLA keeps apart from the sampling gathers, so inserting first and then sampling is
+    the cheaper program. With one row, XLA turns the scatter into a dynamic-update-slice fused into
+    the gathers, which copies the whole buffer each step; there the minibatches are drawn by
+    `sample_after_add` (the same rows) and the insert comes last (`after_every_read`).
     """
     num_updates = config.num_envs * config.num_steps * config.updates_per_step
     ready_at = max(learning_starts, config.minibatch_size)
 
     def learn(state: AgentState, batch: Batch, key):
         # minibatches drawn before the branch: the conditional's operands stay small (no buffer copy)
-        # (drawn as from the buffer with the batch added, the insert itself coming last: see below)
         sample_keys, update_keys = jnp.split(jax.random.split(key, 2 * num_updates), 2)
         items, buffer_state = replay.transitions(batch), state.update_state["replay"]
-        minibatches = buffer.sample_after_add(buffer_state, items, sample_keys)
         stored = jnp.minimum(buffer.size(buffer_state) + items["reward"].shape[0], buffer.capacity)
+        # The same draws either way (see `insert_first`): insert then sample, or sample as from the
+        # buffer with the batch added and insert after every read.
+        insert_first = rows_in_program() > 1
+        if insert_first:
+            buffer_state = buffer.add(buffer_state, items)
+            minibatches = jax.vmap(lambda k: buffer.sample(buffer_state, k))(sample_keys)
+        else:
+            minibatches = buffer.sample_after_add(buffer_state, items, sample_keys)
         update_state = {k: v for k, v in state.update_state.items() if k != "replay"}  # the buffer is only read
 
         def one(carry, xs):
@@ -301,7 +314,8 @@ def replay_learn(config, buffer: replay.ReplayBuffer, update_step, learning_star
             return carry, jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes)
 
         (params, update_state), metrics = jax.lax.cond(stored >= ready_at, run, skip, (state.params, update_state))
-        buffer_state = buffer.add(buffer_state, after_every_read(items, (params, update_state, metrics)))
+        if not insert_first:
+            buffer_state = buffer.add(buffer_state, after_every_read(items, (params, update_state, metrics)))
         if "uniform_actions" in params:
             params = {**params, "uniform_actions": stored < learning_starts}
         metrics = {**metrics, "buffer_size": stored.astype(jnp.float32),
