@@ -128,18 +128,20 @@ def test_bad_network_flags_are_one_line_and_exit_2(argv, message, capsys, tmp_pa
 
 MINATAR_CONFIG = PPOConfig(num_envs=16, num_steps=128, minibatches=4, epochs=4, lr=1e-3, activation="relu",
                            hidden_sizes=(64,), network="cnn")
-BREAKOUT = LearningClaim("ppo cnn Breakout-MinAtar 65k", preset_returns, {"train_return": (">=", 2.4)},
-                         measure_kwargs=dict(make=make_ppo, config=MINATAR_CONFIG, steps=65_536, eval_episodes=0,
+BREAKOUT = LearningClaim("ppo cnn Breakout-MinAtar 32k", preset_returns, {"train_return": (">=", 1.0)}, at_least=3,
+                         measure_kwargs=dict(make=make_ppo, config=MINATAR_CONFIG, steps=32_768, eval_episodes=0,
                                              env_id="Breakout-MinAtar"))
 
 
 @pytest.mark.slow
 def test_ppo_with_the_minatar_cnn_learns_breakout():
-    """PPO with the MinAtar CNN, 16 envs × 128 steps, lr 1e-3, 65,536 steps: the mean training return
-    of the last 10 iterations ≥ 2.4 for at least 4 of 5 seeds (a uniform policy scores about 0.6).
-    Calibrated on seeds 0-4, 100-104, 200-204, 300-304: 20 of 20 at 2.65-3.42 (median 3.05). The same
-    run with `network="mlp"` (the grid as 400 features) gave 1.54-2.26 on those 20 seeds, so the claim
-    also fails when the convolution is bypassed."""
+    """PPO with the MinAtar CNN, 16 envs × 128 steps, lr 1e-3, 32,768 steps: the mean training return
+    of the last 10 iterations ≥ 1.0 for at least 3 of 5 seeds (the median; a uniform policy scores
+    about 0.6). Calibrated on seeds 0-4, 100-104, 200-204, 300-304: 0.89-1.89 over the 20 seeds, the
+    medians of the sets 1.37, 1.23, 1.23, 1.47. The same run with `network="mlp"` (the grid as 400
+    features) gave 0.60-0.86 on those 20 seeds, medians 0.67-0.73, so the threshold sits midway and the
+    claim fails when the convolution is bypassed. (At 65,536 steps the CNN reached 2.65-3.42 and the MLP
+    1.54-2.26 on the same seeds; the claim was cut to 32,768 steps for the suite's time.)"""
     BREAKOUT.check()
 
 
