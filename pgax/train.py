@@ -228,7 +228,8 @@ def jax_driver(agent: Agent | Callable[[dict], Agent], env: JaxEnv, *, num_envs:
             return program.lower(state, jnp.int32(K)).compile()
         if sharding is not None:
             split["in_shardings"] = (sharding, sharding, replicated)
-        compiled = jax.jit(jax.vmap(run_chunk, in_axes=(0, 0, None), axis_name=ROWS_AXIS), **split).lower(state, rows, jnp.int32(K)).compile()
+        program = jax.jit(jax.vmap(run_chunk, in_axes=(0, 0, None), axis_name=ROWS_AXIS), **split)
+        compiled = program.lower(state, rows, jnp.int32(K)).compile()
         return lambda s, count: compiled(s, rows, count)
 
     def compile(state):

@@ -287,8 +287,8 @@ def replay_learn(config, buffer: replay.ReplayBuffer, update_step, learning_star
         sample_keys, update_keys = jnp.split(jax.random.split(key, 2 * num_updates), 2)
         items, buffer_state = replay.transitions(batch), state.update_state["replay"]
         stored = jnp.minimum(buffer.size(buffer_state) + items["reward"].shape[0], buffer.capacity)
-        # The same draws either way (see `insert_first`): insert then sample, or sample as from the
-        # buffer with the batch added and insert after every read.
+        # The same draws either way: insert then sample, or sample as from the buffer with the batch
+        # added and insert after every read (which order fits which case: the docstring).
         insert_first = rows_in_program() > 1
         if insert_first:
             buffer_state = buffer.add(buffer_state, items)
